@@ -1,0 +1,52 @@
+"""Multilayer perceptron built from pluggable linear layers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from tqpinn.nn.activations import ACTIVATIONS
+from tqpinn.nn.linear import Linear
+from tqpinn.nn.streams import Streams
+
+LinearFactory = Callable[[int, int, int], nn.Module]
+"""(in_features, out_features, layer_index) -> a layer with ``forward`` and ``forward_streams``."""
+
+
+def dense_factory(in_features: int, out_features: int, index: int) -> nn.Module:
+    return Linear(in_features, out_features)
+
+
+class MLP(nn.Module):
+    """sizes[0] -> sizes[1] -> ... -> sizes[-1], activation between layers, linear output."""
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "tanh",
+        linear_factory: LinearFactory = dense_factory,
+    ) -> None:
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"an MLP needs at least input and output sizes, got {list(sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        self.sizes = tuple(sizes)
+        self.layers = nn.ModuleList(
+            linear_factory(a, b, i) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+        )
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., sizes[0]) -> (..., sizes[-1])."""
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    def forward_streams(self, s: Streams) -> Streams:
+        """Propagate centre values and antithetic differences (see :class:`Streams`)."""
+        for layer in self.layers[:-1]:
+            s = self.activation.forward_streams(layer.forward_streams(s))
+        return self.layers[-1].forward_streams(s)

@@ -1,0 +1,42 @@
+"""Stream propagation (base, odd, even) equals differences of plain forward passes."""
+
+import pytest
+import torch
+
+from tqpinn.nn import ACTIVATIONS, MLP, Streams
+
+
+DERIVATIVES = {"tanh": lambda a: torch.cosh(a).square().reciprocal(), "sin": torch.cos}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_difference_identity_matches_float64(activation):
+    act = ACTIVATIONS[activation]()
+    a = torch.linspace(-30, 30, 1001, dtype=torch.float64)
+    eps = torch.finfo(torch.float64).eps
+    for scale in (1e-12, 1e-6, 1e-2, 1.0, 10.0):
+        b = scale * torch.linspace(-1, 1, 1001, dtype=torch.float64).flip(0)
+        got = act.difference(a, b)
+        if scale >= 1e-2:  # the naive float64 difference is well conditioned here
+            torch.testing.assert_close(got, act(a + b) - act(a), rtol=1e-10, atol=1e-12)
+        else:
+            # Taylor: |act(a+b) − act(a) − act'(a) b| ≤ max|act''| b²/2, and max|act''| ≤ 1
+            # for tanh and sin; plus rounding in the identity: a few ulps of the result and of
+            # the argument a (cos(a + b/2) is off by up to eps·|a|, times |b|).
+            taylor = DERIVATIVES[activation](a) * b
+            bound = b.square() / 2 + 8 * eps * (taylor.abs() + a.abs() * b.abs())
+            assert torch.all((got - taylor).abs() <= bound)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_mlp_streams_equal_forward_differences(activation):
+    torch.manual_seed(1)
+    net = MLP([3, 16, 16, 1], activation=activation).double()
+    x = torch.rand(5, 3, dtype=torch.float64)
+    delta = 0.1 * torch.randn(5, 4, 3, dtype=torch.float64)
+    s = net.forward_streams(Streams.from_input(x, delta))
+    g0 = net(x)
+    gp, gm = net(x[:, None] + delta), net(x[:, None] - delta)
+    torch.testing.assert_close(s.base, g0)
+    torch.testing.assert_close(s.odd, gp - gm, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(s.even, gp + gm - 2 * g0[:, None], rtol=1e-10, atol=1e-14)
