@@ -5,7 +5,6 @@ import torch
 
 from tqpinn.nn import ACTIVATIONS, MLP, Streams
 
-
 DERIVATIVES = {"tanh": lambda a: torch.cosh(a).square().reciprocal(), "sin": torch.cos}
 
 

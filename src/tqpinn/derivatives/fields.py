@@ -28,6 +28,8 @@ def check_needs(needs: frozenset[str], n_time: int) -> None:
     """Reject unknown field names, and ``dt`` for a problem without time."""
     unknown = needs - FIELD_NAMES
     if unknown:
-        raise ValueError(f"unknown derivative fields {sorted(unknown)}; choose from {sorted(FIELD_NAMES)}")
+        raise ValueError(
+            f"unknown derivative fields {sorted(unknown)}; choose from {sorted(FIELD_NAMES)}"
+        )
     if DT in needs and n_time == 0:
         raise ValueError("field 'dt' requested for a problem without a time coordinate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -32,10 +33,12 @@ class MLP(nn.Module):
         if len(sizes) < 2:
             raise ValueError(f"an MLP needs at least input and output sizes, got {list(sizes)}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}"
+            )
         self.sizes = tuple(sizes)
         self.layers = nn.ModuleList(
-            linear_factory(a, b, i) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+            linear_factory(a, b, i) for i, (a, b) in enumerate(itertools.pairwise(sizes))
         )
         self.activation = ACTIVATIONS[activation]()
 

@@ -35,5 +35,7 @@ class Streams:
         return 0.5 * (self.even + self.odd), 0.5 * (self.even - self.odd)
 
     @classmethod
-    def from_plus_minus(cls, base: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor) -> Streams:
+    def from_plus_minus(
+        cls, base: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor
+    ) -> Streams:
         return cls(base=base, odd=plus - minus, even=plus + minus)
