@@ -1,0 +1,5 @@
+"""``python -m tqpinn`` (and ``torchrun -m tqpinn``) runs the CLI."""
+
+from tqpinn.cli import main
+
+main()

@@ -1,0 +1,24 @@
+"""The ``tqpinn`` command line: thin wrappers, every command calls library functions."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tqpinn.cli.common import exit_on_user_error
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and memory; write JSON.")
+app.add_typer(bench_app, name="bench")
+
+# Command registration: one line per command, each defined in its own module of this package.
+
+
+def main() -> None:
+    with exit_on_user_error():
+        app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
