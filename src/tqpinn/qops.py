@@ -9,6 +9,6 @@ from __future__ import annotations
 import torch
 
 
-def gemm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Return ``x @ w.T``: x (..., K), w (N, K) -> (..., N), in FP32."""
+def gemm(x: torch.Tensor, w: torch.Tensor, spec: object | None = None) -> torch.Tensor:
+    """Return ``x @ w.T``: x (..., K), w (N, K) -> (..., N); ``spec`` None means FP32."""
     return x @ w.T

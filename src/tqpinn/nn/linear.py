@@ -7,11 +7,12 @@ import math
 import torch
 from torch import nn
 
+from tqpinn.nn.layer import GemmLayer
 from tqpinn.nn.streams import Streams
 from tqpinn.qops import gemm
 
 
-class Linear(nn.Module):
+class Linear(GemmLayer):
     """Dense layer; weight (out, in), PyTorch's default initialisation."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
@@ -25,12 +26,15 @@ class Linear(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = gemm(x, self.weight)
+        y = gemm(x, self.weight, self.quant)
         return y if self.bias is None else y + self.bias
 
     def forward_streams(self, s: Streams) -> Streams:
         # A linear map is exact on differences; the bias cancels in them.
-        return Streams(self.forward(s.base), gemm(s.odd, self.weight), gemm(s.even, self.weight))
+        w = self.weight
+        return Streams(
+            self.forward(s.base), gemm(s.odd, w, self.quant), gemm(s.even, w, self.quant)
+        )
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
