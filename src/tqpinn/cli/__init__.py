@@ -7,12 +7,15 @@ import sys
 import typer
 
 from tqpinn.cli.common import exit_on_user_error
+from tqpinn.cli.train import eval_command, train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and memory; write JSON.")
 app.add_typer(bench_app, name="bench")
 
 # Command registration: one line per command, each defined in its own module of this package.
+app.command("train")(train_command)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

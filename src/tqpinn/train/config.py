@@ -1,0 +1,148 @@
+"""Typed run configuration, validated once at the edge: unknown keys and bad values are rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+from tqpinn.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProblemConfig(Strict):
+    name: str = "poisson"
+    """A registered problem (``tqpinn problems``) or ``module:object`` / ``file.py:object``."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the problem, e.g. ``{dim: 20}``."""
+
+
+class ModelConfig(Strict):
+    widths: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 256])
+    activation: Literal["tanh", "sin"] = "tanh"
+
+
+class AutodiffConfig(Strict):
+    name: Literal["autodiff"] = "autodiff"
+
+
+class SteinConfig(Strict):
+    name: Literal["stein"] = "stein"
+    sigma: PositiveFloat = 0.01
+    pairs: PositiveInt = 512
+    value: Literal["center", "smoothed"] = "center"
+    """Value used for conditions and prediction: g(x) or the Monte-Carlo mean of g(x ± δ)."""
+    propagation: Literal["values", "streams"] = "values"
+    """Evaluate perturbed points as values or carry differences through the network."""
+
+
+EstimatorConfig = Annotated[AutodiffConfig | SteinConfig, Field(discriminator="name")]
+
+
+class TrainConfig(Strict):
+    steps: PositiveInt = 1000
+    lr: PositiveFloat = 1e-3
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning rate over the run: linear decay to 0 (the prior recipe), cosine, or constant."""
+    points: dict[str, PositiveInt] = Field(default_factory=dict)
+    """Collocation points per step, per condition name; unset conditions use the problem's."""
+    weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)
+    """Loss weight per condition name; unset conditions use the problem's."""
+    log_every: PositiveInt = 10
+    eval_every: PositiveInt = 100
+    eval_points: PositiveInt | None = None
+    """Size of the fixed test set; None uses the problem's default."""
+    checkpoint_every: PositiveInt = 100
+
+
+class Config(Strict):
+    seed: int = 0
+    problem: ProblemConfig = Field(default_factory=ProblemConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    estimator: EstimatorConfig = Field(default_factory=AutodiffConfig)
+    quant: Literal["fp32"] = "fp32"
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<config>"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key {key!r}"
+    if "input" in first and first["type"] != "missing":
+        return f"config key {key!r}: {msg} (got {first['input']!r})"
+    return f"config key {key!r}: {msg}"
+
+
+def config_from_dict(data: Any) -> Config:
+    """Validate a plain dict; raises UserError naming the first bad key."""
+    if not isinstance(data, dict):
+        raise UserError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_describe(err)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing, unreadable or malformed file is a UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict copy."""
+    out = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {key}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
+    """The resolved config: defaults, then the YAML file (if any), then ``--set`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return config_from_dict(apply_overrides(data, list(overrides)))

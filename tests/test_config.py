@@ -1,0 +1,75 @@
+"""Config validation: every bad input is one UserError naming the key and the valid choices."""
+
+import pytest
+
+from tqpinn.errors import UserError
+from tqpinn.train.config import Config, apply_overrides, config_from_dict, load_config
+
+
+def test_defaults_are_valid():
+    cfg = config_from_dict({})
+    assert cfg.problem.name == "poisson"
+    assert cfg.estimator.name == "autodiff"
+    assert cfg.train.steps == 1000
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"bogus": 1}, "unknown config key 'bogus'"),
+        ({"train": {"stpes": 3}}, "unknown config key 'train.stpes'"),
+        ({"train": {"steps": 0}}, "'train.steps'"),
+        ({"train": {"steps": "many"}}, "'train.steps'"),
+        ({"train": {"lr": -1e-3}}, "'train.lr'"),
+        ({"train": {"weights": {"boundary": -1}}}, "'train.weights.boundary'"),
+        ({"train": {"schedule": "step"}}, "'linear', 'cosine' or 'constant'"),
+        ({"estimator": {"name": "stein", "sigma": 0}}, "'estimator.stein.sigma'"),
+        ({"estimator": {"name": "stein", "sigma": -0.1}}, "'estimator.stein.sigma'"),
+        ({"estimator": {"name": "stein", "pairs": 0}}, "'estimator.stein.pairs'"),
+        ({"estimator": {"name": "finite"}}, "'autodiff', 'stein'"),
+        ({"model": {"activation": "relu"}}, "'tanh' or 'sin'"),
+        ({"model": {"widths": [64, 0]}}, "'model.widths.1'"),
+        ([1, 2], "must be a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(data, fragment):
+    with pytest.raises(UserError) as info:
+        config_from_dict(data)
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_overrides_parse_yaml_values_and_nest():
+    data = apply_overrides(
+        {"train": {"steps": 5}}, ["train.steps=7", "estimator.name=stein", "model.widths=[8, 8]"]
+    )
+    cfg = config_from_dict(data)
+    assert cfg.train.steps == 7 and cfg.estimator.name == "stein" and cfg.model.widths == [8, 8]
+
+
+@pytest.mark.parametrize("item", ["novalue", "=3", "train.steps.x=3"])
+def test_bad_overrides(item):
+    with pytest.raises(UserError):
+        config_from_dict(apply_overrides({"train": {"steps": 5}}, [item]))
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {steps: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(bad)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00junk")
+    with pytest.raises(UserError, match="UTF-8"):
+        load_config(binary)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n")
+    with pytest.raises(UserError, match="mapping"):
+        load_config(scalar)
+
+
+def test_round_trip_through_dict():
+    cfg = config_from_dict({"estimator": {"name": "stein", "pairs": 8}, "seed": 3})
+    assert Config.model_validate(cfg.to_dict()) == cfg
