@@ -80,9 +80,16 @@ class Config(Strict):
         return self.model_dump(mode="json")
 
 
+TAGGED_UNIONS = ("estimator",)
+"""Sections whose pydantic error locations carry the variant tag, e.g. ('estimator', 'stein')."""
+
+
 def _describe(err: ValidationError) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<config>"
+    loc = [str(p) for p in first["loc"]]
+    if len(loc) > 2 and loc[0] in TAGGED_UNIONS:
+        del loc[1]  # 'estimator.stein.sigma' reads better as 'estimator.sigma'
+    key = ".".join(loc) or "<config>"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         return f"unknown config key {key!r}"
