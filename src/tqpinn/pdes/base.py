@@ -50,9 +50,17 @@ class Problem(ABC):
         """Exact solution u(x) (n,), or None when unknown."""
         return None
 
-    @abstractmethod
-    def test_points(self, n: int, seed: int = 0) -> torch.Tensor:
-        """A fixed, seeded evaluation set (n, input_dim)."""
+    test_size: int = 10_000
+    """Default number of points of the fixed evaluation set."""
+
+    def test_points(self, n: int | None = None, seed: int = 0) -> torch.Tensor:
+        """A fixed, seeded evaluation set (n or ``test_size``, input_dim), float32.
+
+        By default the interior sampler (the first condition) driven by a fresh generator seeded
+        with ``seed``: the same seed always gives the same points. Override for another set.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        return self.conditions()[0].sample(self.test_size if n is None else n, generator)
 
     def network_needs(self, needs: frozenset[str]) -> frozenset[str]:
         """Fields of the raw network that :meth:`output_transform` needs to produce ``needs``."""
