@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tqpinn.errors import UserError
-from tqpinn.train.config import apply_overrides, config_from_dict, load_config, read_yaml
+from tqpinn.train.config import load_config
 
 
 def train_command(
@@ -30,22 +30,14 @@ def train_command(
     if device not in ("cpu", "cuda"):
         raise UserError(f"--device must be 'cpu' or 'cuda', got {device!r}")
     overrides = list(set_ or []) + ([f"problem.name={problem}"] if problem else [])
-    if resume is not None:
-        if out is not None and out != resume:
-            raise UserError(
-                f"--resume {resume} and --out {out} differ: a resumed run writes into its own directory"
-            )
-        saved = read_yaml(resume / "config.yaml")
-        cfg = (
-            load_config(config, overrides)
-            if config is not None
-            else config_from_dict(apply_overrides(saved, overrides))
+    if resume is not None and out is not None and out != resume:
+        raise UserError(
+            f"--resume {resume} and --out {out} differ: a run resumes in its own directory"
         )
-        out = resume
-    else:
-        if out is None:
-            raise UserError("--out DIR is required (or --resume DIR to continue a run)")
-        cfg = load_config(config, overrides)
+    out = resume if resume is not None else out
+    if out is None:
+        raise UserError("--out DIR is required (or --resume DIR to continue a run)")
+    cfg = load_config(config, overrides, resume_dir=resume)
     summary = train(cfg, out, resume=resume is not None, device=device)
     print(json.dumps(summary, indent=2))
 

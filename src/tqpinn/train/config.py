@@ -149,7 +149,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
-    """The resolved config: defaults, then the YAML file (if any), then ``--set`` overrides."""
-    data = read_yaml(path) if path is not None else {}
+def load_config(
+    path: Path | None, overrides: list[str] = (), resume_dir: Path | None = None
+) -> Config:
+    """The resolved config: defaults, then the YAML file, then ``--set`` overrides.
+
+    Without a file, a resumed run starts from its own saved ``config.yaml``.
+    """
+    if path is not None:
+        data = read_yaml(path)
+    elif resume_dir is not None:
+        data = read_yaml(resume_dir / "config.yaml")
+    else:
+        data = {}
     return config_from_dict(apply_overrides(data, list(overrides)))
