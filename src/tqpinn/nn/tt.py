@@ -1,0 +1,172 @@
+"""TT-matrix layer y = x Wᵀ + b with W held as tensor-train cores; every GEMM via qops.gemm.
+
+Shapes, padding and rank clipping: :mod:`tqpinn.nn.tt_shapes`; initialisation:
+:mod:`tqpinn.nn.tt_init`; contraction plans and their cost: :mod:`tqpinn.nn.tt_plans`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tqpinn.nn.layer import GemmLayer
+from tqpinn.nn.streams import Streams
+from tqpinn.nn.tt_init import init_cores_, target_variance
+from tqpinn.nn.tt_plans import ContractionPlan, make_plan
+from tqpinn.nn.tt_shapes import TTShape, tt_shape
+from tqpinn.nn.tt_svd import tt_svd, tt_to_dense
+from tqpinn.qops import gemm
+
+
+class TTLinear(GemmLayer):
+    """Dense-equivalent layer whose weight (out, in) is a TT-matrix.
+
+    ranks: one internal rank or a list of d − 1; shapes: (out factors, in factors) or None for
+    the automatic rule over ``n_cores`` cores; plan: "sequential", "reconstruct" or "partial"
+    with ``groups`` (a count or sizes); init: "torch", "xavier" or "he" (variance of the
+    reconstructed weight, see :mod:`tqpinn.nn.tt_init`). The bias follows torch.nn.Linear for
+    "torch" and is zero otherwise. The plan may be changed later with :meth:`set_plan`.
+    """
+
+    svd_rel_error: float | None = None
+    """Relative Frobenius error of the TT-SVD, for layers made by :meth:`from_dense`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        ranks: int | Sequence[int] = 2,
+        shapes: tuple[Sequence[int], Sequence[int]] | None = None,
+        n_cores: int | None = None,
+        plan: str = "sequential",
+        groups: int | Sequence[int] | None = None,
+        init: str = "torch",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.shape: TTShape = tt_shape(in_features, out_features, ranks, shapes, n_cores)
+        self.plan: ContractionPlan = make_plan(plan, self.shape.n_cores, groups)
+        self.cores = nn.ParameterList(
+            nn.Parameter(torch.empty(self.shape.core_shape(k))) for k in range(self.shape.n_cores)
+        )
+        init_cores_(list(self.cores), target_variance(init, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        if self.bias is not None and init == "torch":
+            bound = 1.0 / math.sqrt(in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def set_plan(self, plan: str, groups: int | Sequence[int] | None = None) -> None:
+        self.plan = make_plan(plan, self.shape.n_cores, groups)
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters: cores plus bias."""
+        return self.shape.n_core_params + (0 if self.bias is None else self.out_features)
+
+    @property
+    def compression_ratio(self) -> float:
+        """Dense weight entries per TT core parameter (biases excluded on both sides)."""
+        return self.shape.compression_ratio
+
+    def dense_weight(self) -> torch.Tensor:
+        """The weight (out, in) that the cores represent, by einsum (no qops, no quantization)."""
+        return tt_to_dense(list(self.cores))[: self.out_features, : self.in_features]
+
+    @classmethod
+    def from_dense(
+        cls,
+        linear: nn.Module,
+        ranks: int | Sequence[int],
+        shapes: tuple[Sequence[int], Sequence[int]] | None = None,
+        n_cores: int | None = None,
+        plan: str = "sequential",
+        groups: int | Sequence[int] | None = None,
+    ) -> TTLinear:
+        """TT approximation of a dense layer (``weight`` (out, in), optional ``bias``) by TT-SVD.
+
+        The relative Frobenius error ‖W − W_TT‖/‖W‖ is stored in ``svd_rel_error``.
+        """
+        out_features, in_features = linear.weight.shape
+        bias = getattr(linear, "bias", None)
+        layer = cls(
+            in_features, out_features, ranks, shapes, n_cores, plan, groups, bias=bias is not None
+        )
+        cores, error = tt_svd(linear.weight, layer.shape)
+        with torch.no_grad():
+            for param, core in zip(layer.cores, cores, strict=True):
+                param.copy_(core)
+            if bias is not None:
+                layer.bias.copy_(bias)
+        layer.svd_rel_error = error
+        return layer
+
+    def group_matrices(self) -> list[torch.Tensor]:
+        """Per plan group [a, b): the matrix (r_a·M_g, N_g·r_b) of its merged cores (merge stage).
+
+        One-core groups are views of the core; larger groups are merged by qops GEMMs, so the
+        merge is quantized and traced like any other product.
+        """
+        mats = []
+        r = self.shape.ranks
+        for a, b in self.plan.bounds():
+            merged = self.cores[a]  # (r_a, m_a, n_a, r_{a+1}), index order (r, m_a, n_a, ..., r)
+            for k in range(a + 1, b):
+                core = self.cores[k]
+                rk, m, n, rk1 = core.shape
+                flat = gemm(merged.reshape(-1, rk), core.reshape(rk, m * n * rk1).T, self.quant)
+                merged = flat.reshape(*merged.shape[:-1], m, n, rk1)
+            # (r_a, m_a, n_a, ..., m_{b-1}, n_{b-1}, r_b) -> (r_a, m_a..m_{b-1}, n_a..n_{b-1}, r_b)
+            size = b - a
+            order = [0, *(1 + 2 * i for i in range(size)), *(2 + 2 * i for i in range(size))]
+            merged = merged.permute(*order, 2 * size + 1)
+            m_g = math.prod(self.shape.out_factors[a:b])
+            mats.append(merged.reshape(r[a] * m_g, -1))
+        return mats
+
+    def contract(self, x: torch.Tensor, mats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """x (..., in) -> x Wᵀ (..., out) without bias, from :meth:`group_matrices` (contract stage).
+
+        The activation keeps the layout (B, M_{≥b}, N_{<a}, N_g·r_b); after each GEMM the new
+        output digits M_g move ahead of the previous ones, so the final layout is (B, m_1..m_d).
+        """
+        lead = x.shape[:-1]
+        t = x.reshape(-1, self.in_features)
+        if self.shape.in_padded > self.in_features:
+            t = F.pad(t, (0, self.shape.in_padded - self.in_features))  # zeros: contribute 0
+        batch = t.shape[0]
+        m_f, n_f, r = self.shape.out_factors, self.shape.in_factors, self.shape.ranks
+        for (a, b), mat in zip(reversed(self.plan.bounds()), reversed(mats), strict=True):
+            m_after, n_before = math.prod(m_f[b:]), math.prod(n_f[:a])
+            y = gemm(t.reshape(-1, mat.shape[1]), mat, self.quant)  # (rows, r_a·M_g)
+            y = y.reshape(batch, m_after, n_before, r[a], -1).permute(0, 4, 1, 2, 3)
+            t = y.reshape(batch, -1)
+        return t[:, : self.out_features].reshape(*lead, self.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.contract(x, self.group_matrices())
+        return y if self.bias is None else y + self.bias
+
+    def forward_streams(self, s: Streams) -> Streams:
+        # The merged cores are built once and shared by the three streams; each stream's GEMMs
+        # quantize it with its own block scales (DiffQuant). A linear map is exact on
+        # differences, and the bias cancels in them.
+        mats = self.group_matrices()
+        base = self.contract(s.base, mats)
+        return Streams(
+            base if self.bias is None else base + self.bias,
+            self.contract(s.odd, mats),
+            self.contract(s.even, mats),
+        )
+
+    def extra_repr(self) -> str:
+        sh = self.shape
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"factors={list(sh.out_factors)}x{list(sh.in_factors)}, ranks={list(sh.ranks)}, "
+            f"plan={self.plan.label}"
+        )
