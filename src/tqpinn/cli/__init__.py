@@ -7,6 +7,7 @@ import sys
 import typer
 
 from tqpinn.cli.common import exit_on_user_error
+from tqpinn.cli.problems import problems_command
 from tqpinn.cli.train import eval_command, train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -16,6 +17,7 @@ app.add_typer(bench_app, name="bench")
 # Command registration: one line per command, each defined in its own module of this package.
 app.command("train")(train_command)
 app.command("eval")(eval_command)
+app.command("problems")(problems_command)
 
 
 def main() -> None:
