@@ -42,18 +42,11 @@ class AllenCahn(Problem):
         self.epsilon = check_positive(self.name, "epsilon", epsilon)
 
     def conditions(self) -> tuple[Condition, ...]:
-        cube = Cube(self.dim)
+        cube, walls = Cube(self.dim), CubeBoundary(self.dim)
         return (
             Condition("interior", frozenset({U, DT, LAP}), SpaceTime(cube), self.pde, 200, 1.0),
             Condition("initial", frozenset({U}), AtTime(cube, 0.0), self.dirichlet, 100, 100.0),
-            Condition(
-                "boundary",
-                frozenset({U}),
-                SpaceTime(CubeBoundary(self.dim)),
-                self.dirichlet,
-                100,
-                100.0,
-            ),
+            Condition("boundary", frozenset({U}), SpaceTime(walls), self.dirichlet, 100, 100.0),
         )
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:

@@ -91,3 +91,12 @@ def test_a_broken_dependency_inside_user_code_keeps_its_traceback(tmp_path: Path
     path.write_text("import no_such_dependency_xyz\n")
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
         get_problem(f"{path}:Thing")
+
+
+def test_example_config_builds_the_example_problem(monkeypatch) -> None:
+    from tqpinn.train.config import load_config
+
+    monkeypatch.chdir(EXAMPLE.parents[1])
+    config = load_config(EXAMPLE.with_suffix(".yaml"))
+    problem = get_problem(config.problem.name, **config.problem.options)
+    assert (problem.name, problem.dim, problem.epsilon) == ("allen_cahn", 2, 0.01)
