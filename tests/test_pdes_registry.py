@@ -8,6 +8,7 @@ import pytest
 
 from tqpinn.errors import UserError
 from tqpinn.pdes import HJB, PROBLEMS, Heat, Poisson, Problem, get_problem
+from tqpinn.train.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "allen_cahn.py"
 
@@ -94,8 +95,6 @@ def test_a_broken_dependency_inside_user_code_keeps_its_traceback(tmp_path: Path
 
 
 def test_example_config_builds_the_example_problem(monkeypatch) -> None:
-    from tqpinn.train.config import load_config
-
     monkeypatch.chdir(EXAMPLE.parents[1])
     config = load_config(EXAMPLE.with_suffix(".yaml"))
     problem = get_problem(config.problem.name, **config.problem.options)
