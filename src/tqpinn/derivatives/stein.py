@@ -1,0 +1,124 @@
+"""Stein's estimator: derivatives of the Gaussian-smoothed network from forward passes only.
+
+f(x) = E_δ[g(x + δ)], δ = σz, z ~ N(0, I) over all D input columns (space and time perturbed
+jointly, σ_t = σ). With K antithetic pairs ±δ_k and the centre value g(x) as control variate
+(PAPER_NOTES.md section 2), writing odd_k = g(x+δ_k) − g(x−δ_k) and
+even_k = g(x+δ_k) + g(x−δ_k) − 2g(x):
+
+    ∂f/∂x_i ≈ mean_k z_{k,i} · odd_k / (2σ)            (also ∂f/∂t, the last column)
+    Δf      ≈ mean_k (‖z_{k,space}‖² − d) · even_k / (2σ²)
+    f(x)    ≈ g(x)  ("center")  or  g(x) + mean_k even_k / 2 = mean of g(x ± δ_k)  ("smoothed")
+
+Both are unbiased for the smoothed f; against g itself the bias is O(σ²). The parameters get
+ordinary first-order back-propagation through the forward passes: the loss is linear in the g
+values through these weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import torch
+
+from tqpinn.derivatives.autodiff import Network, scalar_output
+from tqpinn.derivatives.base import Estimator
+from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
+from tqpinn.derivatives.options import check_choice, check_positive_float, check_positive_int
+from tqpinn.nn.streams import Streams
+
+CENTER, SMOOTHED = "center", "smoothed"
+VALUES, STREAMS = "values", "streams"
+
+
+class _Pairs(NamedTuple):
+    """Network outputs at N centres and their K antithetic pairs.
+
+    base: g(x) (N,), None when not evaluated; odd (N, K); even (N, K), None without base.
+    """
+
+    base: torch.Tensor | None
+    odd: torch.Tensor
+    even: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Stein(Estimator):
+    """Antithetic Stein estimator with the g(x) control variate.
+
+    sigma: perturbation std (input units). pairs: K antithetic pairs per point.
+    value: "center" (u = g(x)) or "smoothed" (Monte-Carlo mean of g(x ± δ)).
+    propagation: "values" runs the network on the stacked rows [x; x+δ; x−δ]; "streams" calls
+    ``net.forward_streams`` and uses the odd/even difference streams directly (DiffQuant).
+    """
+
+    name: ClassVar[str] = "stein"
+    sigma: float = 0.01
+    pairs: int = 512
+    value: str = CENTER
+    propagation: str = VALUES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", check_positive_float("sigma", self.sigma))
+        check_positive_int("pairs", self.pairs)
+        check_choice("value", self.value, (CENTER, SMOOTHED))
+        check_choice("propagation", self.propagation, (VALUES, STREAMS))
+
+    def fields(
+        self,
+        net: Network,
+        x: torch.Tensor,
+        needs: frozenset[str],
+        n_space: int,
+        generator: torch.Generator | None = None,
+    ) -> Fields:
+        n, dims = x.shape
+        check_needs(needs, dims - n_space)
+        derivatives = needs & {GRAD, LAP, DT}
+        if not derivatives and (U not in needs or self.value == CENTER):
+            return Fields(u=scalar_output(net(x), n) if U in needs else None)
+        z = torch.randn(
+            n, self.pairs, dims, generator=generator, dtype=x.dtype, device=x.device
+        )  # (N, K, D)
+        pairs = self._evaluate(net, x, z, with_base=bool(needs & {U, LAP}))
+        # Gradient and time derivative share one contraction over all D columns.
+        grad_all = torch.einsum("nkd,nk->nd", z, pairs.odd) / (2 * self.sigma * self.pairs)
+        return Fields(
+            u=self._value(pairs) if U in needs else None,
+            grad=grad_all[:, :n_space] if GRAD in needs else None,
+            lap=self._laplacian(z[..., :n_space], pairs.even) if LAP in needs else None,
+            dt=grad_all[:, n_space] if DT in needs else None,
+        )
+
+    def _evaluate(self, net: Network, x: torch.Tensor, z: torch.Tensor, with_base: bool) -> _Pairs:
+        n, k, dims = z.shape
+        delta = self.sigma * z
+        if self.propagation == STREAMS:
+            forward_streams = getattr(net, "forward_streams", None)
+            if forward_streams is None:
+                raise TypeError(
+                    f"propagation='streams' needs a network with forward_streams (tqpinn.nn.MLP); "
+                    f"{type(net).__name__} has none"
+                )
+            s = forward_streams(Streams.from_input(x, delta))
+            return _Pairs(s.base.reshape(n), s.odd.reshape(n, k), s.even.reshape(n, k))
+        rows = [x] if with_base else []
+        rows += [
+            (x[:, None] + delta).reshape(n * k, dims),
+            (x[:, None] - delta).reshape(n * k, dims),
+        ]
+        g = scalar_output(net(torch.cat(rows)), sum(r.shape[0] for r in rows))
+        base = g[:n] if with_base else None
+        g_plus, g_minus = g[-2 * n * k :].reshape(2, n, k)
+        even = g_plus + g_minus - 2 * base[:, None] if with_base else None
+        return _Pairs(base, g_plus - g_minus, even)
+
+    def _value(self, pairs: _Pairs) -> torch.Tensor:
+        if self.value == CENTER:
+            return pairs.base
+        return pairs.base + 0.5 * pairs.even.mean(dim=1)
+
+    def _laplacian(self, z_space: torch.Tensor, even: torch.Tensor) -> torch.Tensor:
+        """mean_k (‖z_k‖² − d) even_k / (2σ²): z_space (N, K, d), even (N, K) -> (N,)."""
+        weight = z_space.square().sum(dim=-1) - z_space.shape[-1]
+        return (weight * even).mean(dim=1) / (2 * self.sigma**2)
