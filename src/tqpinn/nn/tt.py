@@ -89,13 +89,14 @@ class TTLinear(GemmLayer):
     ) -> TTLinear:
         """TT approximation of a dense layer (``weight`` (out, in), optional ``bias``) by TT-SVD.
 
-        The relative Frobenius error ‖W − W_TT‖/‖W‖ is stored in ``svd_rel_error``.
+        The relative Frobenius error ‖W − W_TT‖/‖W‖ is stored in ``svd_rel_error``. With padded
+        factors the zero-padded matrix is decomposed, whose TT-ranks can exceed those of W.
         """
         out_features, in_features = linear.weight.shape
         bias = getattr(linear, "bias", None)
         layer = cls(
             in_features, out_features, ranks, shapes, n_cores, plan, groups, bias=bias is not None
-        )
+        ).to(linear.weight)
         cores, error = tt_svd(linear.weight, layer.shape)
         with torch.no_grad():
             for param, core in zip(layer.cores, cores, strict=True):
