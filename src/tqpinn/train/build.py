@@ -9,7 +9,8 @@ from torch import nn
 from tqpinn.derivatives import make_estimator
 from tqpinn.derivatives.base import Estimator
 from tqpinn.errors import UserError
-from tqpinn.nn.mlp import MLP
+from tqpinn.nn.mlp import MLP, dense_factory
+from tqpinn.nn.tt_factory import tt_linear_factory
 from tqpinn.pdes import get_problem
 from tqpinn.pdes.base import Condition, Problem
 from tqpinn.train.config import Config
@@ -22,7 +23,9 @@ def build_problem(config: Config) -> Problem:
 def build_model(config: Config, problem: Problem) -> nn.Module:
     """MLP input_dim -> widths -> 1."""
     sizes = [problem.input_dim, *config.model.widths, 1]
-    return MLP(sizes, activation=config.model.activation)
+    tt = config.model.tt
+    factory = dense_factory if tt is None else tt_linear_factory(len(sizes) - 1, **dict(tt))
+    return MLP(sizes, activation=config.model.activation, linear_factory=factory)
 
 
 def build_estimator(config: Config) -> Estimator:

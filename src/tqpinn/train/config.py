@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -30,9 +31,26 @@ class ProblemConfig(Strict):
     """Keyword arguments of the problem, e.g. ``{dim: 20}``."""
 
 
+class TTConfig(Strict):
+    """Which layers are TT-matrices and how (see tqpinn.nn.tt.TTLinear, docs/tt.md)."""
+
+    layers: list[NonNegativeInt]
+    """0-based indices of the layers to make TT (0 is the input layer)."""
+    ranks: PositiveInt | list[PositiveInt] = 2
+    shapes: list[tuple[list[PositiveInt], list[PositiveInt]] | None] | None = None
+    """Per TT layer: [out factors, in factors] or null (automatic); null for all automatic."""
+    n_cores: PositiveInt | None = None
+    plan: Literal["sequential", "reconstruct", "partial"] = "sequential"
+    groups: PositiveInt | list[PositiveInt] | None = None
+    """Plan "partial" (PRS) only: a number of groups or the group sizes."""
+    init: Literal["torch", "xavier", "he"] = "torch"
+
+
 class ModelConfig(Strict):
     widths: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 256])
     activation: Literal["tanh", "sin"] = "tanh"
+    tt: TTConfig | None = None
+    """Tensor-train layers; None: all layers dense."""
 
 
 class AutodiffConfig(Strict):
