@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from tqpinn.cli.bench_tt import bench_tt_command
 from tqpinn.cli.common import exit_on_user_error
 from tqpinn.cli.problems import problems_command
 from tqpinn.cli.train import eval_command, train_command
@@ -18,6 +19,7 @@ app.add_typer(bench_app, name="bench")
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("problems")(problems_command)
+bench_app.command("tt")(bench_tt_command)
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""Forward + backward time of a TT layer under each contraction plan against a dense layer.
+
+All variants (dense and every plan, in every precision) are timed in one interleaved loop, so
+that load from other processes hits them alike; the results are reported as ratios to the dense
+FP32 layer measured in the same loop, with the load average before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tqpinn.nn.layer import GemmLayer, set_quant
+from tqpinn.nn.linear import Linear
+from tqpinn.nn.tt import TTLinear
+from tqpinn.nn.tt_plans import plan_cost
+
+# The HJB-20D hidden layer of the prior TT-PINN (PAPER_NOTES.md §5): 512 = 4·4·4·8 -> 8·4·4·4.
+DEFAULT_SHAPES = ((8, 4, 4, 4), (4, 4, 4, 8))
+DEFAULT_PLANS = (("sequential", None), ("partial", 2), ("partial", [1, 3]), ("reconstruct", None))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_step(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> float:
+    """Seconds for one forward and backward (input and parameter gradients)."""
+    _sync(x.device)
+    start = time.perf_counter()
+    layer(x).backward(grad_y)
+    _sync(x.device)
+    elapsed = time.perf_counter() - start
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    return elapsed
+
+
+def bench_tt(
+    rows: Sequence[int] = (4096, 100_000),
+    quants: Sequence[str] = ("fp32", "smx_paper"),
+    plans: Sequence[tuple[str, Any]] = DEFAULT_PLANS,
+    shapes: tuple[Sequence[int], Sequence[int]] = DEFAULT_SHAPES,
+    ranks: int | Sequence[int] = 2,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Time dense vs TT (each plan) at each row count and precision; returns a JSON-ready dict.
+
+    Every entry: median and all times in ms, the ratio of its median to the dense FP32 median at
+    the same rows, the model's FLOPs of a forward + backward, and the parameter count.
+    """
+    from tqpinn.quant.spec import resolve_quant  # lazy: the quant package is optional here
+
+    dev = torch.device(device)
+    out_f, in_f = (int(torch.tensor(s).prod()) for s in shapes)
+    specs = {name: resolve_quant(name) for name in quants}
+    layers: dict[str, GemmLayer] = {"dense": Linear(in_f, out_f).to(dev)}
+    for plan, groups in plans:
+        tt = TTLinear(in_f, out_f, ranks, shapes=shapes, plan=plan, groups=groups).to(dev)
+        layers[tt.plan.label] = tt
+    variants = [(q, name) for q in quants for name in layers]
+    load_before = os.getloadavg()
+    results = []
+    for n_rows in rows:
+        gen = torch.Generator().manual_seed(n_rows)
+        x = torch.randn(n_rows, in_f, generator=gen).to(dev).requires_grad_()
+        grad_y = torch.randn(n_rows, out_f, generator=gen).to(dev)
+        times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+        for rep in range(warmup + repeats):
+            for quant, name in variants:
+                set_quant(layers[name], specs[quant])
+                elapsed = _time_step(layers[name], x, grad_y)
+                if rep >= warmup:
+                    times[(quant, name)].append(elapsed * 1e3)
+        base = statistics.median(times[(quants[0], "dense")])
+        for (quant, name), ms in times.items():
+            layer = layers[name]
+            if isinstance(layer, TTLinear):
+                cost = plan_cost(layer.shape, layer.plan, [n_rows], input_requires_grad=True)
+                flops = sum(g.flops for g in cost.gemms)
+                n_params = layer.n_params
+            else:
+                flops = 6 * n_rows * in_f * out_f  # forward, dgrad, wgrad: 2·rows·in·out each
+                n_params = in_f * out_f + out_f
+            results.append(
+                {
+                    "rows": n_rows,
+                    "quant": quant,
+                    "layer": name,
+                    "median_ms": statistics.median(ms),
+                    "times_ms": ms,
+                    "ratio_to_dense_fp32": statistics.median(ms) / base,
+                    "flops_fwd_bwd": flops,
+                    "n_params": n_params,
+                }
+            )
+    return {
+        "benchmark": "tt_plans_fwd_bwd",
+        "settings": {
+            "in_features": in_f,
+            "out_features": out_f,
+            "shapes": [list(s) for s in shapes],
+            "ranks": ranks,
+            "rows": list(rows),
+            "quants": list(quants),
+            "repeats": repeats,
+            "warmup": warmup,
+            "baseline": f"dense {quants[0]} at the same rows, same interleaved loop",
+        },
+        "machine": {
+            "device": str(dev),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        },
+        "loadavg_before": list(load_before),
+        "loadavg_after": list(os.getloadavg()),
+        "results": results,
+    }
