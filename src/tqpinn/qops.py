@@ -16,12 +16,12 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from tqpinn.quant.spec import QuantSpec
+from tqpinn.quant import store
+from tqpinn.quant.spec import Operand, QuantSpec
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,114 @@ def gemm(x: torch.Tensor, w: torch.Tensor, spec: QuantSpec | None = None) -> tor
     active, so that the unobserved FP32 path costs exactly what a matmul costs.
     """
     if spec is not None:
-        raise NotImplementedError("quantized GEMMs land with tqpinn.quant (issue 3)")
+        return quantized_gemm(x, w, spec)
     if not _OBSERVERS:
         return x @ w.T
     return _TracedGemm.apply(x, w, "forward")
+
+
+def _emit_quant(phase: str, m: int, n: int, k: int, a_op: Operand, b_op: Operand) -> None:
+    if not _OBSERVERS:
+        return
+    fmt = a_op.fmt or b_op.fmt
+    a_bits, b_bits = (32 if op.fmt is None else op.fmt.bits for op in (a_op, b_op))
+    block = None if fmt is None else fmt.block
+    emit(GemmEvent(phase, m, n, k, a_op.name, b_op.name, a_bits, b_bits, block))
+
+
+def _keep(fwd: Operand, back: Operand) -> store.Keep:
+    """Keep the forward quantization itself when it already is the backward operand (square
+    blocks, same format and rounding); otherwise a re-quantization in backward orientation."""
+    if back == fwd and (fwd.fmt is None or fwd.fmt.square):
+        return store.Keep(fwd, transposed=False)
+    return store.Keep(back, transposed=True)
+
+
+def _dgrad_spec(spec: QuantSpec) -> QuantSpec:
+    return spec.with_roles(fwd_input=spec.dgrad_grad_output, fwd_weight=spec.dgrad_weight)
+
+
+def _wgrad_spec(spec: QuantSpec) -> QuantSpec:
+    return spec.with_roles(fwd_input=spec.wgrad_grad_output, fwd_weight=spec.wgrad_input)
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """a (M, K) · b (N, K)ᵀ of quantized values in FP32 arithmetic."""
+    return a @ b.T
+
+
+class _QuantGemm(torch.autograd.Function):
+    """Fully quantized A·Bᵀ, A (..., K) the input, B (N, K) the weight:
+
+        forward  Y  = Q[fwd.input](A)          · Q[fwd.weight](B)ᵀ
+        dgrad    dA = Q[dgrad.grad_output](dY) · Q[dgrad.weight](Bᵀ)ᵀ
+        wgrad    dB = Q[wgrad.grad_output](dYᵀ) · Q[wgrad.input](Aᵀ)ᵀ
+
+    A and B are saved already quantized for their backward products (see
+    :func:`quantized_gemm`), so backward reads them without re-quantizing. With
+    ``create_graph=True`` the backward products are themselves this Function (quantized by
+    the gradient roles, differentiated straight through Q), so double backward works.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, a: torch.Tensor, b: torch.Tensor, spec: QuantSpec, phase: str
+    ) -> torch.Tensor:
+        gen = spec.generator
+        a_q = store.quantized_values(a, spec.fwd_input, False, gen)
+        b_q = store.quantized_values(b, spec.fwd_weight, False, gen)
+        _emit_quant(
+            phase, a_q.shape[0], b_q.shape[0], a_q.shape[1], spec.fwd_input, spec.fwd_weight
+        )
+        ctx.save_for_backward(a, b)
+        ctx.spec = spec
+        return _product(a_q, b_q, spec).reshape(*a.shape[:-1], b.shape[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        spec: QuantSpec = ctx.spec
+        a_kept, b_kept = ctx.saved_tensors  # on the grids of wgrad.input / dgrad.weight
+        a_m, b_m = store.as_matrix(a_kept), b_kept
+        g_m = store.as_matrix(grad_y)
+        need_a, need_b = ctx.needs_input_grad[:2]
+        grad_a = grad_b = None
+        if torch.is_grad_enabled():  # create_graph: the backward products get a graph too
+            if need_a:
+                grad_a = quantized_gemm(g_m, b_m.T, _dgrad_spec(spec), "dgrad")
+            if need_b:
+                grad_b = quantized_gemm(g_m.T, a_m.T, _wgrad_spec(spec), "wgrad")
+        else:
+            gen = spec.generator
+            dg_op, wg_op = spec.dgrad_grad_output, spec.wgrad_grad_output
+            m, n, k = g_m.shape[0], g_m.shape[1], a_m.shape[1]
+            g_dgrad = None
+            if need_a:
+                g_dgrad = store.quantized_values(grad_y, dg_op, False, gen)
+                _emit_quant("dgrad", m, k, n, dg_op, spec.dgrad_weight)
+                grad_a = _product(g_dgrad, b_m.T, spec)
+            if need_b:
+                if g_dgrad is not None and _keep(dg_op, wg_op).transposed is False:
+                    g_wgrad = g_dgrad.T  # square blocks: Q(dYᵀ) = Q(dY)ᵀ, quantized once
+                else:
+                    g_wgrad = store.quantized_values(grad_y, wg_op, True, gen)
+                _emit_quant("wgrad", n, k, m, wg_op, spec.wgrad_input)
+                grad_b = _product(g_wgrad, a_m.T, spec)
+        if grad_a is not None:
+            grad_a = grad_a.reshape(a_kept.shape)
+        return grad_a, grad_b, None, None
+
+
+def quantized_gemm(
+    x: torch.Tensor, w: torch.Tensor, spec: QuantSpec, phase: str = "forward"
+) -> torch.Tensor:
+    """``x @ w.T`` with every product quantized by ``spec`` (see :class:`_QuantGemm`).
+
+    x and w are saved for backward through saved-tensor hooks that store each as the packed
+    operand its backward product needs: with square blocks and equal roles that is the forward
+    quantization itself (one copy); with 1 x n blocks a second, transposed quantization from the
+    high-precision tensor, as MX training keeps.
+    """
+    keep_x = _keep(spec.fwd_input, spec.wgrad_input)
+    keep_w = _keep(spec.fwd_weight, spec.dgrad_weight)
+    with store.gemm_storage(x, w, keep_x, keep_w, spec.generator):
+        return _QuantGemm.apply(x, w, spec, phase)
