@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from tqpinn.nn.streams import Streams
+
+if TYPE_CHECKING:
+    from tqpinn.quant.spec import QuantSpec
 
 
 class GemmLayer(nn.Module, ABC):
@@ -17,7 +21,7 @@ class GemmLayer(nn.Module, ABC):
     :func:`set_quant`, so that layers never know about configs or the trainer.
     """
 
-    quant: object | None = None
+    quant: QuantSpec | None = None
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -28,7 +32,7 @@ class GemmLayer(nn.Module, ABC):
         """The same map on centre values and perturbation differences (bias on base only)."""
 
 
-def set_quant(model: nn.Module, spec: object | None) -> None:
+def set_quant(model: nn.Module, spec: QuantSpec | None) -> None:
     """Give every GEMM layer of ``model`` the quantization spec ``spec`` (None: FP32)."""
     for module in model.modules():
         if isinstance(module, GemmLayer):
