@@ -42,7 +42,7 @@ def final_params(run_dir):
 
 
 def test_outputs_follow_the_contract(tmp_path):
-    summary = trainer.train(tiny_config("autodiff"), tmp_path, show_progress=False)
+    summary = trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
     for key in (
         "rel_l2",
         "rel_l1",
@@ -70,7 +70,7 @@ def test_outputs_follow_the_contract(tmp_path):
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch, estimator):
     cfg = tiny_config(estimator)
-    trainer.train(cfg, tmp_path / "full", show_progress=False)
+    trainer.train(cfg, tmp_path / "full", progress_bar=False)
 
     real_step = trainer.train_step
 
@@ -81,34 +81,34 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch, est
 
     monkeypatch.setattr(trainer, "train_step", step_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(cfg, tmp_path / "cut", show_progress=False)
+        trainer.train(cfg, tmp_path / "cut", progress_bar=False)
     assert list_checkpoints(tmp_path / "cut")[-1].name == "step_00000008.pt"
     monkeypatch.setattr(trainer, "train_step", real_step)
-    trainer.train(cfg, tmp_path / "cut", resume=True, show_progress=False)
+    trainer.train(cfg, tmp_path / "cut", resume=True, progress_bar=False)
 
     full, cut = final_params(tmp_path / "full"), final_params(tmp_path / "cut")
     for name in full:
         assert torch.equal(full[name], cut[name]), name
     steps = [
-        json.loads(r)["step"] for r in (tmp_path / "cut" / "metrics.jsonl").read_text().split()
+        json.loads(r)["step"] for r in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
 
 
 def test_resume_refuses_a_different_config(tmp_path):
-    trainer.train(tiny_config("autodiff"), tmp_path, show_progress=False)
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
     with pytest.raises(UserError, match="different config.*train.lr"):
-        trainer.train(tiny_config("autodiff", lr=0.5), tmp_path, resume=True, show_progress=False)
+        trainer.train(tiny_config("autodiff", lr=0.5), tmp_path, resume=True, progress_bar=False)
 
 
 def test_resume_without_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
-        trainer.train(tiny_config("autodiff"), tmp_path, resume=True, show_progress=False)
+        trainer.train(tiny_config("autodiff"), tmp_path, resume=True, progress_bar=False)
 
 
 def test_corrupted_checkpoint_names_the_file(tmp_path):
-    trainer.train(tiny_config("autodiff"), tmp_path, show_progress=False)
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
     newest = list_checkpoints(tmp_path)[-1]
     newest.write_bytes(newest.read_bytes()[:100])
     with pytest.raises(UserError, match=newest.name):
-        trainer.train(tiny_config("autodiff"), tmp_path, resume=True, show_progress=False)
+        trainer.train(tiny_config("autodiff"), tmp_path, resume=True, progress_bar=False)

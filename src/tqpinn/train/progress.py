@@ -13,9 +13,10 @@ PLAIN_LINES = 10  # log lines over a run when not on a terminal
 
 
 class Progress:
-    def __init__(self, total: int, start: int = 0, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, start: int = 0, bar: bool | None = None) -> None:
+        """``bar``: a rich progress bar (True), plain lines (False), or by whether stdout is a TTY."""
         self.total, self.start = total, start
-        self.tty = sys.stdout.isatty() if enabled is None else enabled
+        self.tty = sys.stdout.isatty() if bar is None else bar
         self.every = max(1, total // PLAIN_LINES)
         self.last_error = ""
         self.t0 = time.perf_counter()

@@ -96,7 +96,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
-    return {"loss": float(loss), **{f"loss_{k}": float(v) for k, v in terms.items()}, "lr": lr}
+    return {"loss": loss.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}, "lr": lr}
 
 
 def predict_test_set(run: Run) -> torch.Tensor:
@@ -156,7 +156,7 @@ def train(
     out_dir: Path,
     resume: bool = False,
     device: str = "cpu",
-    show_progress: bool | None = None,
+    progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``config``, writing the contract outputs into ``out_dir``; returns the summary.
 
@@ -177,7 +177,7 @@ def train(
     history = [r for r in MetricsLog.read(log.path) if "rel_l2" in r]
     final = evaluate(run) if start == cfg.steps else {}
     t0 = time.perf_counter()
-    with Progress(total=cfg.steps, start=start, enabled=show_progress) as progress:
+    with Progress(total=cfg.steps, start=start, bar=progress_bar) as progress:
         for step in range(start, cfg.steps):
             record = {"step": step + 1, **train_step(run, step)}
             done = step + 1
