@@ -123,24 +123,29 @@ def _operand(key: str, value: Any) -> Operand:
     unknown = sorted(set(value) - set(OPERAND_KEYS))
     if unknown:
         raise UserError(f"quant.{key}: unknown keys {unknown}; choose from {list(OPERAND_KEYS)}")
-    rounding = value.get("rounding", "nearest_even")
+    try:
+        return Operand(_custom_format(key, value), value.get("rounding", "nearest_even"))
+    except UserError as err:
+        message = str(err)
+        prefixed = message if message.startswith("quant.") else f"quant.{key}: {message}"
+        raise UserError(prefixed) from None
+
+
+def _custom_format(key: str, value: dict[str, Any]) -> BlockFormat | None:
     if "format" in value:
         if set(value) & {"bits", "block", "element"}:
             raise UserError(f"quant.{key}: give either 'format' or bits/block/element, not both")
-        fmt = None if value["format"] == "fp32" else _format(key, value["format"])
-    else:
-        if "bits" not in value:
-            raise UserError(f"quant.{key}: a custom format needs 'bits' (and 'block')")
-        block = value.get("block")
-        fmt = BlockFormat(
-            value["bits"],
-            None if block in (None, "tensor") else tuple(block),
-            value.get("element", "int"),
-        )
-    try:
-        return Operand(fmt, rounding)
-    except UserError as err:
-        raise UserError(f"quant.{key}: {err}") from None
+        return None if value["format"] == "fp32" else _format(key, value["format"])
+    if "bits" not in value:
+        raise UserError(f"quant.{key}: a custom format needs 'bits' (and 'block')")
+    block = value.get("block")
+    if not (block in (None, "tensor") or isinstance(block, list | tuple)):
+        raise UserError(f"quant.{key}: block must be [rows, cols] or 'tensor', got {block!r}")
+    return BlockFormat(
+        value["bits"],
+        None if block in (None, "tensor") else tuple(block),
+        value.get("element", "int"),
+    )
 
 
 def _format(key: str, name: str) -> BlockFormat:
