@@ -170,15 +170,18 @@ class _QuantGemm(torch.autograd.Function):
         _emit_quant(
             phase, a_q.shape[0], b_q.shape[0], a_q.shape[1], spec.fwd_input, spec.fwd_weight
         )
-        ctx.save_for_backward(a, b)
+        # Each operand is kept only for the product that reads it: A for dB, B for dA.
+        need_a, need_b = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        ctx.a_shape = a.shape
         ctx.spec = spec
         return _product(a_q, b_q, spec).reshape(*a.shape[:-1], b.shape[0])
 
     @staticmethod
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         spec: QuantSpec = ctx.spec
-        a_kept, b_kept = ctx.saved_tensors  # on the grids of wgrad.input / dgrad.weight
-        a_m, b_m = store.as_matrix(a_kept), b_kept
+        a_kept, b_m = ctx.saved_tensors  # on the grids of wgrad.input / dgrad.weight
+        a_m = None if a_kept is None else store.as_matrix(a_kept)
         g_m = store.as_matrix(grad_y)
         need_a, need_b = ctx.needs_input_grad[:2]
         grad_a = grad_b = None
@@ -190,7 +193,7 @@ class _QuantGemm(torch.autograd.Function):
         else:
             gen = spec.generator
             dg_op, wg_op = spec.dgrad_grad_output, spec.wgrad_grad_output
-            m, n, k = g_m.shape[0], g_m.shape[1], a_m.shape[1]
+            m, n, k = g_m.shape[0], g_m.shape[1], ctx.a_shape[-1]
             g_dgrad = None
             if need_a:
                 g_dgrad = store.quantized_values(grad_y, dg_op, False, gen)
@@ -204,7 +207,7 @@ class _QuantGemm(torch.autograd.Function):
                 _emit_quant("wgrad", n, k, m, wg_op, spec.wgrad_input)
                 grad_b = _product(g_wgrad, a_m.T, spec)
         if grad_a is not None:
-            grad_a = grad_a.reshape(a_kept.shape)
+            grad_a = grad_a.reshape(ctx.a_shape)
         return grad_a, grad_b, None, None
 
 
