@@ -12,7 +12,7 @@ from tqpinn.quant import PRESETS
 from tqpinn.quant.memory import OUTSIDE, saved_bytes
 from tqpinn.quant.model import apply_quant
 
-N, D, H, O = 64, 8, 16, 4  # rows, input, hidden, output widths
+N, D, H, OUT = 64, 8, 16, 4  # rows, input, hidden, output widths
 
 
 def _step(net: nn.Module, x: torch.Tensor):
@@ -24,7 +24,7 @@ def _step(net: nn.Module, x: torch.Tensor):
 
 def _measure(preset: str):
     torch.manual_seed(0)
-    net = apply_quant(MLP([D, H, O]), PRESETS[preset])
+    net = apply_quant(MLP([D, H, OUT]), PRESETS[preset])
     x = torch.randn(N, D)
     return saved_bytes(_step(net, x), net)
 
@@ -33,9 +33,9 @@ def test_fp32_counts_each_storage_once():
     m = _measure("fp32")
     # layer 0 keeps its input x (N, D); tanh keeps its output h (N, H), the same storage that
     # layer 1 keeps as its input; layer 1's weight is a parameter reference (not counted);
-    # square() outside the model keeps the output (N, O).
-    assert m.per_module == {"layers.0": 4 * N * D, "activation": 4 * N * H, OUTSIDE: 4 * N * O}
-    assert m.parameter_bytes == 4 * O * H
+    # square() outside the model keeps the output (N, OUT).
+    assert m.per_module == {"layers.0": 4 * N * D, "activation": 4 * N * H, OUTSIDE: 4 * N * OUT}
+    assert m.parameter_bytes == 4 * OUT * H
     assert m.packed_bytes == 0
 
 
@@ -43,12 +43,12 @@ def test_smx_keeps_one_packed_copy_per_activation():
     m = _measure("smx_paper")
     x_bits = SMX_INT8.packed_bits((N, D))
     h_bits = SMX_INT8.packed_bits((N, H))  # tanh's and layer 1's copy: the same object
-    w1_bits = SMX_INT8.packed_bits((H, O))  # layer 1's weight, for its input gradient
+    w1_bits = SMX_INT8.packed_bits((H, OUT))  # layer 1's weight, for its input gradient
     assert m.per_module == {
         "layers.0": x_bits / 8,
         "activation": h_bits / 8,
         "layers.1": w1_bits / 8,
-        OUTSIDE: 4 * N * O,
+        OUTSIDE: 4 * N * OUT,
     }
     assert h_bits / (N * H) == 8.5  # INT8 elements plus one 8-bit exponent per 16
 
@@ -58,12 +58,12 @@ def test_mx_keeps_a_second_transposed_copy():
     x_t = MX_INT8.packed_bits((D, N))  # layer 0 input, blocked along rows for dW = dYᵀX
     h = MX_INT8.packed_bits((N, H))  # tanh's copy (the forward operand of layer 1)
     h_t = MX_INT8.packed_bits((H, N))  # layer 1's copy for its weight gradient
-    w1_t = MX_INT8.packed_bits((H, O))  # layer 1's weight blocked along the output axis
+    w1_t = MX_INT8.packed_bits((H, OUT))  # layer 1's weight blocked along the output axis
     assert m.per_module == {
         "layers.0": x_t / 8,
         "activation": h / 8,
         "layers.1": (h_t + w1_t) / 8,
-        OUTSIDE: 4 * N * O,
+        OUTSIDE: 4 * N * OUT,
     }
 
 
@@ -75,8 +75,8 @@ def test_shared_storage_does_not_change_what_the_gemm_reads(preset):
     torch.manual_seed(0)
     spec = PRESETS[preset]
     x = torch.randn(N, D)
-    shared = apply_quant(MLP([D, H, O]), spec)
-    alone = apply_quant(MLP([D, H, O]), dataclasses.replace(spec, store_activations=False))
+    shared = apply_quant(MLP([D, H, OUT]), spec)
+    alone = apply_quant(MLP([D, H, OUT]), dataclasses.replace(spec, store_activations=False))
     alone.load_state_dict(shared.state_dict())
     for net in (shared, alone):
         net(x).square().sum().backward()
