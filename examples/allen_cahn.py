@@ -37,7 +37,7 @@ class AllenCahn(Problem):
     name = "allen_cahn"
     time_dependent = True
 
-    def __init__(self, dim: int = 2, epsilon: float = 0.01) -> None:
+    def __init__(self, dim: int = 2, epsilon: float = 0.1) -> None:
         self.dim = check_dim(self.name, dim)
         self.epsilon = check_positive(self.name, "epsilon", epsilon)
 

@@ -36,7 +36,7 @@ def test_describes_one_problem_with_options() -> None:
 def test_describes_a_user_problem() -> None:
     result = CliRunner().invoke(app, ["problems", f"{EXAMPLE}:AllenCahn", "--set", "dim=3"])
     assert result.exit_code == 0, result.output
-    assert "options: dim=3, epsilon=0.01" in result.output
+    assert "options: dim=3, epsilon=0.1" in result.output
     assert "input: 4 columns (x_1..x_3, t)" in result.output
 
 

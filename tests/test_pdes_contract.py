@@ -27,7 +27,7 @@ CASES = [
     ("hjb", {"hard_constraint": False}),
     ("hjb", {"dim": 3, "hard_constraint": False}),
     (EXAMPLE, {}),
-    (EXAMPLE, {"dim": 3, "epsilon": 0.1}),
+    (EXAMPLE, {"dim": 3, "epsilon": 0.01}),
 ]
 
 

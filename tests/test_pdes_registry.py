@@ -98,4 +98,4 @@ def test_example_config_builds_the_example_problem(monkeypatch) -> None:
     monkeypatch.chdir(EXAMPLE.parents[1])
     config = load_config(EXAMPLE.with_suffix(".yaml"))
     problem = get_problem(config.problem.name, **config.problem.options)
-    assert (problem.name, problem.dim, problem.epsilon) == ("allen_cahn", 2, 0.01)
+    assert (problem.name, problem.dim, problem.epsilon) == ("allen_cahn", 2, 0.1)
