@@ -73,3 +73,13 @@ def test_bad_files(tmp_path):
 def test_round_trip_through_dict():
     cfg = config_from_dict({"estimator": {"name": "stein", "pairs": 8}, "seed": 3})
     assert Config.model_validate(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("quant", "fragment"),
+    [("smx_papr", "unknown quant preset 'smx_papr'"), ({"bogus_role": 1}, "quant: unknown keys")],
+)
+def test_bad_quant_names_the_key(quant, fragment):
+    with pytest.raises(UserError, match="^quant") as info:
+        config_from_dict({"quant": quant})
+    assert fragment in str(info.value)

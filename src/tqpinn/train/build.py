@@ -13,6 +13,8 @@ from tqpinn.nn.mlp import MLP, dense_factory
 from tqpinn.nn.tt_factory import tt_linear_factory
 from tqpinn.pdes import get_problem
 from tqpinn.pdes.base import Condition, Problem
+from tqpinn.quant.model import apply_quant
+from tqpinn.quant.spec import resolve_quant
 from tqpinn.train.config import Config
 
 
@@ -21,11 +23,12 @@ def build_problem(config: Config) -> Problem:
 
 
 def build_model(config: Config, problem: Problem) -> nn.Module:
-    """MLP input_dim -> widths -> 1."""
+    """MLP input_dim -> widths -> 1 (dense or TT layers), quantized as ``config.quant`` says."""
     sizes = [problem.input_dim, *config.model.widths, 1]
     tt = config.model.tt
     factory = dense_factory if tt is None else tt_linear_factory(len(sizes) - 1, **dict(tt))
-    return MLP(sizes, activation=config.model.activation, linear_factory=factory)
+    model = MLP(sizes, activation=config.model.activation, linear_factory=factory)
+    return apply_quant(model, resolve_quant(config.quant))
 
 
 def build_estimator(config: Config) -> Estimator:

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from tqpinn.errors import UserError
+from tqpinn.quant.spec import resolve_quant
 
 
 class Strict(BaseModel):
@@ -43,6 +44,8 @@ class TTConfig(Strict):
     plan: Literal["sequential", "reconstruct", "partial"] = "sequential"
     groups: PositiveInt | list[PositiveInt] | None = None
     """Plan "partial" (PRS) only: a number of groups or the group sizes."""
+    merge: Literal["fp32", "quantized"] = "fp32"
+    """Precision of the core merges of partial/reconstruct (fp32: merged cores quantized once)."""
     init: Literal["torch", "xavier", "he"] = "torch"
 
 
@@ -91,7 +94,8 @@ class Config(Strict):
     problem: ProblemConfig = Field(default_factory=ProblemConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     estimator: EstimatorConfig = Field(default_factory=AutodiffConfig)
-    quant: Literal["fp32"] = "fp32"
+    quant: str | dict[str, Any] = "fp32"
+    """A preset (fp32, smx_paper, mx_int8, ...) or changes to a ``base`` preset by role."""
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +125,15 @@ def config_from_dict(data: Any) -> Config:
     if not isinstance(data, dict):
         raise UserError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as err:
         raise UserError(_describe(err)) from None
+    try:
+        resolve_quant(config.quant)
+    except UserError as err:
+        message = str(err)
+        raise UserError(message if message.startswith("quant") else f"quant: {message}") from None
+    return config
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
