@@ -74,6 +74,8 @@ class BlockExponent(_Strict):
 
 class VectorUnit(_Strict):
     lanes: PositiveInt
+    fused: bool
+    """Element-wise chains stream between GEMMs on chip: their tensors never spill to DRAM."""
     cycles_per_element: dict[str, PositiveFloat]
     energy_pj_per_element: dict[str, NonNegativeFloat]
 

@@ -19,7 +19,11 @@ of equations and the reasons behind them):
   partial sum, buffer and DRAM bytes at their per-byte / per-bit energies.
 
 Element-wise kernels run on the vector unit: elements x cycles-per-element of their op class /
-lanes, against their buffer and DRAM traffic (same overlap and spill rules). Quantization is
+lanes. With ``vector.fused`` (the default) the element-wise chain between two GEMMs streams
+through the unit's registers, so it moves no buffer or DRAM bytes of its own (the tensors it
+starts and ends with are GEMM results and operands, charged there); without it, each kernel
+also reads and writes its tensors through the buffer (and DRAM, by the spill rule), whichever
+takes longer. Quantization is
 priced as the hardware quantizer does it, once per quantized GEMM operand element; the software
 emulation ops of the trace (kind "quantize") are therefore not costed again. GEMMs, vector work
 and quantization run one after another. Static power accrues over the whole step.
@@ -232,8 +236,12 @@ class Pinta:
     def vector_cost(self, record: ElementwiseRecord) -> VectorCost:
         hw = self.hw
         lane_cycles = record.elements * hw.vector.cycles_per_element[record.op_class]
-        sram = float(record.bytes_moved)
-        dram = self._spilled(record.bytes_read) + self._spilled(record.bytes_written)
+        if hw.vector.fused:
+            # Operands stream from the GEMM output pipeline; intermediates stay in registers.
+            sram = dram = 0.0
+        else:
+            sram = float(record.bytes_moved)
+            dram = self._spilled(record.bytes_read) + self._spilled(record.bytes_written)
         sram_cycles, dram_cycles = self._memory_cycles(sram, dram)
         cycles = max(lane_cycles / hw.vector.lanes, sram_cycles, dram_cycles)
         energy = {
