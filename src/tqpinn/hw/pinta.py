@@ -11,8 +11,11 @@ of equations and the reasons behind them):
   operand_passes`) times their stored bytes (block exponents included; partial sums at the
   accumulator width);
 - DRAM traffic: compulsory streaming: an operand or result larger than a third of the global
-  buffer (A, B and the output each get a third) is read from / written to DRAM exactly once;
-  smaller ones live on chip between the kernels that produce and consume them;
+  buffer (A, B and the output each get a third) is read from / written to DRAM exactly once
+  (tiles of A are reused across all column folds before the next is fetched); smaller ones live
+  on chip between the kernels that produce and consume them. A quantized result that streams
+  through the fused vector unit and quantizer is stored in its stream's format (INT8
+  activations, INT12 gradients), otherwise at the accumulator width;
 - latency: double buffering overlaps compute and both memories, so the GEMM takes the maximum
   of the three cycle counts (the bound it hits is reported);
 - energy: MACs x (multiply + accumulate) of the mode, block-exponent handling once per block
@@ -192,6 +195,17 @@ class Pinta:
             dram_bytes / self.dram_bytes_per_cycle,
         )
 
+    def _stored_output_bytes(self, gemm: GemmRecord, mode: MultiplierMode) -> float:
+        """Bytes of the result as it is kept for its consumers.
+
+        Fused into the vector unit and quantizer, a quantized layer's result is stored in the
+        format of the stream it continues (this GEMM's A operand: activations stay INT8,
+        gradients INT12); otherwise at the accumulator width.
+        """
+        if self.hw.vector.fused and mode.integer:
+            return gemm.m * gemm.n * gemm.operand_bits("a") / 8
+        return gemm.m * gemm.n * self.hw.array.accumulator_bits / 8
+
     def gemm_cost(self, gemm: GemmRecord) -> GemmCost:
         hw, arr = self.hw, self.hw.array
         mode_name = select_mode(hw, gemm)
@@ -201,9 +215,13 @@ class Pinta:
             gemm.m, gemm.n, k_eff, arr.rows, arr.cols, arr.weight_load_overlap, arr.dataflow
         )
         a_passes, b_passes, out_passes = operand_passes(mapping, arr.rows, arr.cols)
-        out_bytes = gemm.m * gemm.n * arr.accumulator_bits / 8
-        sram = a_passes * gemm.bytes_a + b_passes * gemm.bytes_b + out_passes * out_bytes
-        dram = self._spilled(gemm.bytes_a) + self._spilled(gemm.bytes_b) + self._spilled(out_bytes)
+        psum_bytes = gemm.m * gemm.n * arr.accumulator_bits / 8
+        sram = a_passes * gemm.bytes_a + b_passes * gemm.bytes_b + out_passes * psum_bytes
+        dram = (
+            self._spilled(gemm.bytes_a)
+            + self._spilled(gemm.bytes_b)
+            + self._spilled(self._stored_output_bytes(gemm, mode))
+        )
         sram_cycles, dram_cycles = self._memory_cycles(sram, dram)
         cycles, bound = max(
             (compute, "compute"), (sram_cycles, "sram"), (dram_cycles, "dram"), key=lambda c: c[0]
