@@ -111,15 +111,15 @@ def summarize(times: dict[str, list[float]], baseline: str) -> dict[str, dict]:
     return out
 
 
-def training_step_section(pairs: list[int], propagations: list[str], rounds: int) -> dict:
+def training_step_section(pairs: list[int], diffquant_modes: list[str], rounds: int) -> dict:
     section = {}
     for key, (name, options, points) in PROBLEMS.items():
         problem = get_problem(name, **options)
         estimators = {"autodiff": make_estimator("autodiff")}
-        for prop in propagations:
+        for mode in diffquant_modes:
             for k in pairs:
-                estimators[f"stein_{prop}_K{k}"] = make_estimator(
-                    "stein", pairs=k, propagation=prop
+                estimators[f"stein_diffquant_{mode}_K{k}"] = make_estimator(
+                    "stein", pairs=k, diffquant=mode
                 )
         steps = {
             label: make_step(problem, est, points, seed=0) for label, est in estimators.items()
@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--pairs", default="128,512,1024", help="Stein pair counts K")
     parser.add_argument(
-        "--propagations", default="values,streams", help="Stein evaluation paths to time"
+        "--diffquant", default="off,full", help="Stein DiffQuant modes (evaluation paths) to time"
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
@@ -207,7 +207,7 @@ def main() -> None:
         "rounds": args.rounds,
         "loadavg_start": os.getloadavg(),
         "training_step": training_step_section(
-            [int(k) for k in args.pairs.split(",")], args.propagations.split(","), args.rounds
+            [int(k) for k in args.pairs.split(",")], args.diffquant.split(","), args.rounds
         ),
     }
     if not args.skip_autodiff_sweep:

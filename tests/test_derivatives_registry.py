@@ -51,7 +51,7 @@ def test_unknown_option_lists_the_valid_ones():
         ("stein", {"pairs": 1.5}, r"'pairs'.*got 1.5"),
         ("stein", {"pairs": True}, r"'pairs'.*got True"),
         ("stein", {"value": "mean"}, r"'value' must be one of \['center', 'smoothed'\]"),
-        ("stein", {"propagation": "pairs"}, r"'propagation'.*\['streams', 'values'\]"),
+        ("stein", {"diffquant": "on"}, r"'diffquant'.*\['full', 'input', 'off'\]"),
         ("autodiff", {"directions_per_pass": 0}, r"'directions_per_pass'.*>= 1, got 0"),
     ],
 )
@@ -61,7 +61,7 @@ def test_bad_option_values_name_the_option(name, options, message):
 
 
 def test_valid_options_are_applied():
-    est = make_estimator("stein", sigma=1, pairs=3, value="smoothed", propagation="streams")
-    assert (est.sigma, est.pairs, est.value, est.propagation) == (1.0, 3, "smoothed", "streams")
+    est = make_estimator("stein", sigma=1, pairs=3, value="smoothed", diffquant="full")
+    assert (est.sigma, est.pairs, est.value, est.diffquant) == (1.0, 3, "smoothed", "full")
     assert isinstance(est.sigma, float)
     assert make_estimator("autodiff", directions_per_pass=4).directions_per_pass == 4

@@ -96,13 +96,13 @@ def rounding_bounds(g_max: float, z: torch.Tensor, sigma: float, n_space: int) -
     }
 
 
-@pytest.mark.parametrize("propagation", ["values", "streams"])
+@pytest.mark.parametrize("diffquant", ["off", "input", "full"])
 @pytest.mark.parametrize("value", ["center", "smoothed"])
-def test_matches_slow_reference(propagation, value):
+def test_matches_slow_reference(diffquant, value):
     torch.manual_seed(2)
     net = MLP([3, 8, 8, 1], activation="tanh").double()
     x = torch.rand(4, 3, dtype=torch.float64)
-    est = Stein(sigma=0.05, pairs=6, value=value, propagation=propagation)
+    est = Stein(sigma=0.05, pairs=6, value=value, diffquant=diffquant)
     got = est.fields(net, x, ALL, n_space=2, generator=gen(7))
     # The estimator draws its perturbations first: z (N, K, D) from the generator.
     z = torch.randn(4, 6, 3, generator=gen(7), dtype=torch.float64)
@@ -122,8 +122,8 @@ def test_values_and_streams_paths_agree_in_float64(activation):
     x = torch.rand(4, 3, dtype=torch.float64)
     sigma, pairs, n_space = 0.01, 16, 2
     fields, param_grads = {}, {}
-    for path in ("values", "streams"):
-        est = Stein(sigma=sigma, pairs=pairs, value="smoothed", propagation=path)
+    for path in ("off", "full"):
+        est = Stein(sigma=sigma, pairs=pairs, value="smoothed", diffquant=path)
         f = est.fields(net, x, ALL, n_space, generator=gen(11))
         fields[path] = f
         # The output bias cancels in the Laplacian (unused by the streams path): zero gradient.
@@ -135,14 +135,14 @@ def test_values_and_streams_paths_agree_in_float64(activation):
         g_max = float(net(x).abs().max()) + 1.0
     tol = rounding_bounds(g_max, z, sigma, n_space)
     for name in (U, GRAD, LAP, DT):
-        a, b = getattr(fields["values"], name), getattr(fields["streams"], name)
+        a, b = getattr(fields["off"], name), getattr(fields["full"], name)
         torch.testing.assert_close(a, b, rtol=0, atol=float(tol[name]))
     # ∂(Σ lap)/∂θ = Σ_rows c_r ∂g_r/∂θ with the Laplacian weights c_r; rounding of each row's
     # gradient (VALUE_ULPS · eps · its size) is amplified by Σ|c_r|.
     weight = (z[..., :n_space].square().sum(-1) - n_space).abs() / (2 * sigma**2 * pairs)
     sum_abs_weights = float(4 * weight.sum())  # each pair enters with g+, g−, and 2 g0
-    scale = max(float(g.abs().max()) for g in param_grads["values"]) + 1.0
-    for a, b in zip(param_grads["values"], param_grads["streams"], strict=True):
+    scale = max(float(g.abs().max()) for g in param_grads["off"]) + 1.0
+    for a, b in zip(param_grads["off"], param_grads["full"], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=VALUE_ULPS * EPS64 * scale * sum_abs_weights)
 
 
@@ -289,7 +289,7 @@ def test_values_path_evaluates_only_what_is_needed(needs, value, rows):
 
 def test_streams_path_uses_forward_streams_once_and_plain_forward_for_the_centre_value():
     net = Counting(MLP([3, 8, 1]))
-    est = Stein(pairs=4, propagation="streams")
+    est = Stein(pairs=4, diffquant="full")
     est.fields(net, torch.rand(3, 3), frozenset({U}), 2, generator=gen(0))
     assert (net.rows, net.stream_calls) == ([3], 0)
     est.fields(net, torch.rand(3, 3), ALL, 2, generator=gen(0))
@@ -299,13 +299,13 @@ def test_streams_path_uses_forward_streams_once_and_plain_forward_for_the_centre
 def test_streams_path_needs_a_stream_aware_network():
     g = Quadratic(torch.ones(2), torch.zeros(2), 0.0)
     with pytest.raises(TypeError, match="forward_streams"):
-        Stein(propagation="streams").fields(g, torch.rand(3, 2), frozenset({GRAD}), 2)
+        Stein(diffquant="full").fields(g, torch.rand(3, 2), frozenset({GRAD}), 2)
 
 
-@pytest.mark.parametrize("propagation", ["values", "streams"])
-def test_float32_fields_have_the_documented_shapes(propagation):
+@pytest.mark.parametrize("diffquant", ["off", "input", "full"])
+def test_float32_fields_have_the_documented_shapes(diffquant):
     net = MLP([4, 8, 1])
-    f = Stein(pairs=8, propagation=propagation).fields(net, torch.rand(5, 4), ALL, 3, gen(0))
+    f = Stein(pairs=8, diffquant=diffquant).fields(net, torch.rand(5, 4), ALL, 3, gen(0))
     assert f.u.shape == f.lap.shape == f.dt.shape == (5,)
     assert f.grad.shape == (5, 3)
     assert all(t.dtype == torch.float32 for t in (f.u, f.grad, f.lap, f.dt))

@@ -74,7 +74,7 @@ def test_unknown_tt_key_is_rejected():
 
 @pytest.mark.parametrize(
     "estimator",
-    [{"name": "autodiff"}, {"name": "stein", "sigma": 0.05, "pairs": 4, "propagation": "streams"}],
+    [{"name": "autodiff"}, {"name": "stein", "sigma": 0.05, "pairs": 4, "diffquant": "full"}],
 )
 @pytest.mark.parametrize("plan", ["sequential", "partial", "reconstruct"])
 def test_training_with_tt_layers_runs(tmp_path, estimator, plan):

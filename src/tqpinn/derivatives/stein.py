@@ -12,23 +12,34 @@ even_k = g(x+δ_k) + g(x−δ_k) − 2g(x):
 Both are unbiased for the smoothed f; against g itself the bias is O(σ²). The parameters get
 ordinary first-order back-propagation through the forward passes: the loss is linear in the g
 values through these weights.
+
+DiffQuant (docs/diffquant.md): a quantized GEMM that sees x + δ as a value rounds δ away when σ
+is below the format's step. ``diffquant`` chooses how the perturbations reach the output:
+"off" evaluates the stacked rows [x; x+δ; x−δ] as values; "full" carries (base, odd, even)
+streams through every layer (``net.forward_streams``), each quantized with its own block scales;
+"input" carries them through the first GEMM layer only and continues as values (an ablation).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import torch
+from torch import nn
 
 from tqpinn.derivatives.autodiff import Network, scalar_output
 from tqpinn.derivatives.base import Estimator
 from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
 from tqpinn.derivatives.options import check_choice, check_positive_float, check_positive_int
+from tqpinn.nn.layer import GemmLayer
 from tqpinn.nn.streams import Streams
+from tqpinn.quant.store import stored_activations
 
 CENTER, SMOOTHED = "center", "smoothed"
-VALUES, STREAMS = "values", "streams"
+OFF, INPUT, FULL = "off", "input", "full"
+DIFFQUANT_MODES = (OFF, INPUT, FULL)
 
 
 class _Pairs(NamedTuple):
@@ -48,21 +59,22 @@ class Stein(Estimator):
 
     sigma: perturbation std (input units). pairs: K antithetic pairs per point.
     value: "center" (u = g(x)) or "smoothed" (Monte-Carlo mean of g(x ± δ)).
-    propagation: "values" runs the network on the stacked rows [x; x+δ; x−δ]; "streams" calls
-    ``net.forward_streams`` and uses the odd/even difference streams directly (DiffQuant).
+    diffquant: "off" runs the network on the stacked rows [x; x+δ; x−δ]; "full" calls
+    ``net.forward_streams`` and uses the odd/even difference streams directly; "input" calls
+    ``net.forward_streams(s, stream_layers=1)``: streams through the first GEMM layer only.
     """
 
     name: ClassVar[str] = "stein"
     sigma: float = 0.01
     pairs: int = 512
     value: str = CENTER
-    propagation: str = VALUES
+    diffquant: str = OFF
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", check_positive_float("sigma", self.sigma))
         check_positive_int("pairs", self.pairs)
         check_choice("value", self.value, (CENTER, SMOOTHED))
-        check_choice("propagation", self.propagation, (VALUES, STREAMS))
+        check_choice("diffquant", self.diffquant, DIFFQUANT_MODES)
 
     def fields(
         self,
@@ -72,14 +84,29 @@ class Stein(Estimator):
         n_space: int,
         generator: torch.Generator | None = None,
     ) -> Fields:
+        return self.fields_of_rows(net, x, slice(None), needs, n_space, generator)
+
+    def fields_of_rows(
+        self,
+        net: Network,
+        x: torch.Tensor,
+        rows: slice,
+        needs: frozenset[str],
+        n_space: int,
+        generator: torch.Generator | None = None,
+    ) -> Fields:
+        # Perturbations are drawn for all N points and sliced, so that a shard of the batch
+        # sees the same δ as the whole batch (data parallelism, tqpinn.train.distributed).
+        n_all = x.shape[0]
+        x = x[rows]
         n, dims = x.shape
         check_needs(needs, dims - n_space)
         derivatives = needs & {GRAD, LAP, DT}
         if not derivatives and (U not in needs or self.value == CENTER):
             return Fields(u=scalar_output(net(x), n) if U in needs else None)
         z = torch.randn(
-            n, self.pairs, dims, generator=generator, dtype=x.dtype, device=x.device
-        )  # (N, K, D)
+            n_all, self.pairs, dims, generator=generator, dtype=x.dtype, device=x.device
+        )[rows]  # (N, K, D)
         pairs = self._evaluate(net, x, z, with_base=bool(needs & {U, LAP}))
         # Gradient and time derivative share one contraction over all D columns.
         grad_all = torch.einsum("nkd,nk->nd", z, pairs.odd) / (2 * self.sigma * self.pairs)
@@ -93,14 +120,16 @@ class Stein(Estimator):
     def _evaluate(self, net: Network, x: torch.Tensor, z: torch.Tensor, with_base: bool) -> _Pairs:
         n, k, dims = z.shape
         delta = self.sigma * z
-        if self.propagation == STREAMS:
+        if self.diffquant != OFF:
             forward_streams = getattr(net, "forward_streams", None)
             if forward_streams is None:
                 raise TypeError(
-                    f"propagation='streams' needs a network with forward_streams (tqpinn.nn.MLP); "
-                    f"{type(net).__name__} has none"
+                    f"diffquant={self.diffquant!r} needs a network with forward_streams "
+                    f"(tqpinn.nn.MLP); {type(net).__name__} has none"
                 )
-            s = forward_streams(Streams.from_input(x, delta))
+            depth = {} if self.diffquant == FULL else {"stream_layers": 1}
+            with _activation_storage(net):
+                s = forward_streams(Streams.from_input(x, delta), **depth)
             return _Pairs(s.base.reshape(n), s.odd.reshape(n, k), s.even.reshape(n, k))
         rows = [x] if with_base else []
         rows += [
@@ -122,3 +151,14 @@ class Stein(Estimator):
         """mean_k (‖z_k‖² − d) even_k / (2σ²): z_space (N, K, d), even (N, K) -> (N,)."""
         weight = z_space.square().sum(dim=-1) - z_space.shape[-1]
         return (weight * even).mean(dim=1) / (2 * self.sigma**2)
+
+
+def _activation_storage(net: Network) -> contextlib.AbstractContextManager:
+    """What ``apply_quant`` does around ``net(...)`` calls, for the ``forward_streams`` call it
+    cannot hook: tensors the activations save for backward are stored packed in the fwd.input
+    format of the network's quantization spec (FP32 networks: nothing changes)."""
+    modules = net.modules() if isinstance(net, nn.Module) else ()
+    specs = [m.quant for m in modules if isinstance(m, GemmLayer) and m.quant is not None]
+    if not specs or not specs[0].store_activations or specs[0].fwd_input.fmt is None:
+        return contextlib.nullcontext()
+    return stored_activations(specs[0].fwd_input, specs[0].generator)

@@ -48,8 +48,24 @@ class MLP(nn.Module):
             x = self.activation(layer(x))
         return self.layers[-1](x)
 
-    def forward_streams(self, s: Streams) -> Streams:
-        """Propagate centre values and antithetic differences (see :class:`Streams`)."""
-        for layer in self.layers[:-1]:
-            s = self.activation.forward_streams(layer.forward_streams(s))
-        return self.layers[-1].forward_streams(s)
+    def forward_streams(self, s: Streams, stream_layers: int | None = None) -> Streams:
+        """Propagate centre values and antithetic differences (see :class:`Streams`).
+
+        stream_layers: carry the differences through the first ``stream_layers`` linear layers
+        only, then evaluate the rest on the perturbed values and take differences at the output
+        (the DiffQuant "input" ablation); None: through every layer.
+        """
+        n_streamed = len(self.layers) if stream_layers is None else stream_layers
+        for i, layer in enumerate(self.layers):
+            if i == n_streamed:
+                return Streams.from_values(self._forward_from(i, s.to_values()), s.odd.shape[1])
+            s = layer.forward_streams(s)
+            if i < len(self.layers) - 1:
+                s = self.activation.forward_streams(s)
+        return s
+
+    def _forward_from(self, first: int, h: torch.Tensor) -> torch.Tensor:
+        """The network from the input of layer ``first`` (an activation output) to the end."""
+        for layer in self.layers[first:-1]:
+            h = self.activation(layer(h))
+        return self.layers[-1](h)

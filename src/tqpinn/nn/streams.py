@@ -39,3 +39,20 @@ class Streams:
         cls, base: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor
     ) -> Streams:
         return cls(base=base, odd=plus - minus, even=plus + minus)
+
+    def to_values(self) -> torch.Tensor:
+        """The activations themselves as rows [h(x); h(x+δ); h(x−δ)]: (N + 2·N·K, F)."""
+        plus, minus = self.plus_minus()
+        base = self.base.unsqueeze(-2)
+        n, k, f = self.odd.shape
+        return torch.cat(
+            [self.base, (base + plus).reshape(n * k, f), (base + minus).reshape(n * k, f)]
+        )
+
+    @classmethod
+    def from_values(cls, rows: torch.Tensor, pairs: int) -> Streams:
+        """Inverse of :meth:`to_values` by subtraction: rows (N + 2·N·K, F), K = ``pairs``."""
+        n = rows.shape[0] // (1 + 2 * pairs)
+        base = rows[:n]
+        h_plus, h_minus = rows[n:].reshape(2, n, pairs, -1)
+        return cls.from_plus_minus(base, h_plus - base[:, None], h_minus - base[:, None])

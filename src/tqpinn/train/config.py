@@ -66,8 +66,10 @@ class SteinConfig(Strict):
     pairs: PositiveInt = 512
     value: Literal["center", "smoothed"] = "center"
     """Value used for conditions and prediction: g(x) or the Monte-Carlo mean of g(x ± δ)."""
-    propagation: Literal["values", "streams"] = "values"
-    """Evaluate perturbed points as values or carry differences through the network."""
+    diffquant: Literal["off", "input", "full"] = "off"
+    """DiffQuant (docs/diffquant.md): "off" evaluates x ± δ as values; "full" carries the
+    perturbation differences through every layer, each quantized with its own block scales;
+    "input" through the first layer only (an ablation)."""
 
 
 EstimatorConfig = Annotated[AutodiffConfig | SteinConfig, Field(discriminator="name")]
@@ -87,6 +89,12 @@ class TrainConfig(Strict):
     eval_points: PositiveInt | None = None
     """Size of the fixed test set; None uses the problem's default."""
     checkpoint_every: PositiveInt = 100
+    on_nonfinite: Literal["stop", "skip", "rollback"] = "stop"
+    """A NaN/Inf loss or gradient: stop (the last checkpoint is kept), skip the update, or roll
+    back to the last checkpoint and multiply the learning rate by ``rollback_lr_factor``."""
+    rollback_lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    nonfinite_patience: PositiveInt = 10
+    """Non-finite steps in a row that skip/rollback tolerate before the run stops."""
 
 
 class Config(Strict):
