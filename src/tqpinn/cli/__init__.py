@@ -8,6 +8,7 @@ import typer
 
 from tqpinn.cli.bench_tt import bench_tt_command
 from tqpinn.cli.common import exit_on_user_error
+from tqpinn.cli.hw import hw_command
 from tqpinn.cli.problems import problems_command
 from tqpinn.cli.train import eval_command, train_command
 
@@ -20,6 +21,7 @@ app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("problems")(problems_command)
 bench_app.command("tt")(bench_tt_command)
+app.command("hw")(hw_command)
 
 
 def main() -> None:
