@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from tqpinn.errors import UserError
+from tqpinn.errors import RunError, UserError
 
 
 @contextlib.contextmanager
@@ -16,3 +16,6 @@ def exit_on_user_error() -> Iterator[None]:
     except (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

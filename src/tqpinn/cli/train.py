@@ -24,7 +24,11 @@ def train_command(
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
-    """Train a PINN; writes config.yaml, metrics.jsonl, metrics.json, checkpoints and plots."""
+    """Train a PINN; writes config.yaml, metrics.jsonl, metrics.json, checkpoints and plots.
+
+    Data-parallel over several processes: torchrun --nproc-per-node N -m tqpinn train ...
+    """
+    from tqpinn.train.distributed import data_parallel
     from tqpinn.train.trainer import train
 
     if device not in ("cpu", "cuda"):
@@ -38,8 +42,10 @@ def train_command(
     if out is None:
         raise UserError("--out DIR is required (or --resume DIR to continue a run)")
     cfg = load_config(config, overrides, resume_dir=resume)
-    summary = train(cfg, out, resume=resume is not None, device=device)
-    print(json.dumps(summary, indent=2))
+    with data_parallel(device) as shard:
+        summary = train(cfg, out, resume=resume is not None, device=device, shard=shard)
+    if shard.is_main:
+        print(json.dumps(summary, indent=2))
 
 
 def eval_command(

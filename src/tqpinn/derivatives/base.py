@@ -30,3 +30,20 @@ class Estimator(ABC):
         generator: torch.Generator | None = None,
     ) -> Fields:
         """Fields of the network at x (N, D); ``generator`` drives any randomness."""
+
+    def fields_of_rows(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        rows: slice,
+        needs: frozenset[str],
+        n_space: int,
+        generator: torch.Generator | None = None,
+    ) -> Fields:
+        """Fields at the points ``x[rows]`` only, drawing any randomness as ``fields`` would for
+        all N points of x: a data-parallel shard (tqpinn.train.distributed) then gets exactly
+        the numbers that one process computing the whole batch gets for those rows.
+
+        Estimators that draw nothing evaluate x[rows]; a random one overrides this.
+        """
+        return self.fields(net, x[rows], needs, n_space, generator)

@@ -45,11 +45,18 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         os.close(dir_fd)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text (a reader never sees a half-written file)."""
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+
+
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any]) -> Path:
-    """Save ``state`` for ``step`` atomically, then drop all but the last KEEP_LAST."""
+    """Save ``state`` for ``step`` atomically, then drop all but the last KEEP_LAST, and the
+    temporary file of any write that a killed process left behind."""
     path = checkpoint_path(run_dir, step)
     atomic_write_bytes(path, lambda f: torch.save(state, f))
-    for old in list_checkpoints(run_dir)[:-KEEP_LAST]:
+    stale = (run_dir / CHECKPOINT_DIR).glob(".step_*.tmp")
+    for old in [*list_checkpoints(run_dir)[:-KEEP_LAST], *stale]:
         old.unlink(missing_ok=True)
     return path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,17 @@ from tqpinn.derivatives.base import Estimator
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
 from tqpinn.train.build import build_estimator, build_model, build_problem, resolve_conditions
-from tqpinn.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tqpinn.train.checkpoint import (
+    atomic_write_text,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tqpinn.train.config import Config, config_from_dict
-from tqpinn.train.loss import pinn_loss, predict
+from tqpinn.train.distributed import SINGLE_PROCESS, Shard, check_shares, shard_loss, sum_over_ranks
+from tqpinn.train.guard import DivergenceGuard, nonfinite
+from tqpinn.train.loss import predict
 from tqpinn.train.metrics import MetricsLog, error_metrics
 from tqpinn.train.progress import Progress
 from tqpinn.train.schedule import learning_rate
@@ -44,20 +52,24 @@ class Run:
     device: torch.device
     test_x: torch.Tensor
     test_u: torch.Tensor | None
+    shard: Shard = SINGLE_PROCESS
+    guard: DivergenceGuard = field(default_factory=DivergenceGuard)
 
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
 
 
-def build_run(config: Config, device: str = "cpu") -> Run:
-    """Seeded construction: the same config always gives the same initial state."""
+def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS) -> Run:
+    """Seeded construction: the same config always gives the same initial state (on every
+    rank of a data-parallel run)."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
     torch.manual_seed(config.seed)
     problem = build_problem(config)
     conditions = resolve_conditions(config, problem)
+    check_shares(shard, conditions)
     net = build_model(config, problem).to(dev)
     estimator = build_estimator(config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.train.lr)
@@ -75,6 +87,12 @@ def build_run(config: Config, device: str = "cpu") -> Run:
         dev,
         test_x.to(dev),
         None if test_u is None else test_u.to(dev),
+        shard,
+        DivergenceGuard(
+            config.train.on_nonfinite,
+            config.train.rollback_lr_factor,
+            config.train.nonfinite_patience,
+        ),
     )
 
 
@@ -83,20 +101,32 @@ def sample_batch(run: Run) -> dict[str, torch.Tensor]:
     return {c.name: c.sample(c.points, run.generator).to(run.device) for c in run.conditions}
 
 
-def train_step(run: Run, step: int) -> dict[str, float]:
-    """One Adam update (0-based ``step``); returns the loss and its unweighted terms."""
+def train_step(run: Run, step: int) -> dict[str, Any]:
+    """One Adam update (0-based ``step``); returns the loss and its unweighted terms.
+
+    Data-parallel: each rank computes its rows' share and the gradients are summed over ranks.
+    A non-finite loss or gradient is handled by ``run.guard`` instead of updating.
+    """
     cfg = run.config.train
-    lr = learning_rate(cfg.lr, cfg.schedule, step, cfg.steps)
+    lr = run.guard.lr_scale * learning_rate(cfg.lr, cfg.schedule, step, cfg.steps)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     batch = sample_batch(run)
-    loss, terms = pinn_loss(
-        run.problem, run.net, run.estimator, run.conditions, batch, run.generator
+    loss, terms = shard_loss(
+        run.shard, run.problem, run.net, run.estimator, run.conditions, batch, run.generator
     )
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    run.optimizer.step()
-    return {"loss": loss.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}, "lr": lr}
+    values = sum_over_ranks(run.shard, torch.stack([loss, *terms.values()]), run.net.parameters())
+    loss_f, *terms_f = values.tolist()
+    record = {"loss": loss_f, **{f"loss_{k}": v for k, v in zip(terms, terms_f, strict=True)}}
+    bad = nonfinite(values, run.net.parameters())
+    if bad is None:
+        run.optimizer.step()
+        run.guard.healthy()
+    else:
+        record.update(run.guard.handle(step + 1, bad, run.net, run.optimizer))
+    return {**record, "lr": lr}
 
 
 def predict_test_set(run: Run) -> torch.Tensor:
@@ -122,6 +152,7 @@ def checkpoint_state(run: Run, step: int, wall_seconds: float) -> dict[str, Any]
         "model": run.net.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "generator": run.generator.get_state(),
+        "guard": run.guard.state_dict(),
     }
 
 
@@ -129,7 +160,11 @@ def restore(run: Run, path: Path) -> tuple[int, float]:
     """Load a checkpoint into ``run``; returns (step, wall seconds so far)."""
     state = load_checkpoint(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise UserError(
+            f"checkpoint {path} has format {found!r}; tqpinn {__version__} reads "
+            f"{CHECKPOINT_FORMAT!r} (older checkpoints in its folder are kept)"
+        )
     if state["config"] != run.config.to_dict():
         saved = config_from_dict(state["config"]).to_dict()
         changed = _changed_keys(saved, run.config.to_dict())
@@ -137,6 +172,7 @@ def restore(run: Run, path: Path) -> tuple[int, float]:
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.generator.set_state(state["generator"])
+    run.guard.load_state_dict(state.get("guard", {}))
     return int(state["step"]), float(state["wall_seconds"])
 
 
@@ -157,40 +193,55 @@ def train(
     resume: bool = False,
     device: str = "cpu",
     progress_bar: bool | None = None,
+    shard: Shard = SINGLE_PROCESS,
 ) -> dict[str, Any]:
     """Train ``config``, writing the contract outputs into ``out_dir``; returns the summary.
 
     With ``resume``, continue from the newest checkpoint in ``out_dir``: the final parameters are
-    bit-identical to those of an uninterrupted run.
+    bit-identical to those of an uninterrupted run. In a data-parallel run every rank calls this
+    with its ``shard`` (tqpinn.train.distributed.data_parallel); rank 0 evaluates and writes
+    every output, and only its summary holds the errors.
     """
-    run = build_run(config, device)
+    run = build_run(config, device, shard)
+    main = shard.is_main
     out_dir.mkdir(parents=True, exist_ok=True)
-    start, wall_before = 0, 0.0
+    start, wall_before, ckpt = 0, 0.0, None
     if resume:
         ckpt = latest_checkpoint(out_dir)
         if ckpt is None:
             raise UserError(f"--resume {out_dir}: no checkpoint found in {out_dir / 'checkpoints'}")
         start, wall_before = restore(run, ckpt)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start if resume else None)
+    run.guard.remember(run.net, run.optimizer, ckpt)
     cfg = config.train
-    history = [r for r in MetricsLog.read(log.path) if "rel_l2" in r]
-    final = evaluate(run) if start == cfg.steps else {}
+    history, final = [], {}
+    if main:
+        atomic_write_text(
+            out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+        log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start if resume else None)
+        history = [r for r in MetricsLog.read(log.path) if "rel_l2" in r]
+        final = evaluate(run) if start == cfg.steps else {}
     t0 = time.perf_counter()
-    with Progress(total=cfg.steps, start=start, bar=progress_bar) as progress:
+    with Progress(total=cfg.steps, start=start, bar=progress_bar if main else False) as progress:
         for step in range(start, cfg.steps):
             record = {"step": step + 1, **train_step(run, step)}
             done = step + 1
-            if done % cfg.eval_every == 0 or done == cfg.steps:
+            if main and (done % cfg.eval_every == 0 or done == cfg.steps):
                 final = evaluate(run)
                 record.update(final)
                 if final:
                     history.append(record)
-            if done % cfg.log_every == 0 or "rel_l2" in record or done == cfg.steps:
+            logged = done % cfg.log_every == 0 or done == cfg.steps
+            if main and (logged or "rel_l2" in record or "nonfinite" in record):
                 log.write(record)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save_checkpoint(out_dir, done, checkpoint_state(run, done, _wall(t0, wall_before)))
-            progress.update(record)
+                path = checkpoint_path(out_dir, done)
+                if main:
+                    state = checkpoint_state(run, done, _wall(t0, wall_before))
+                    save_checkpoint(out_dir, done, state)
+                run.guard.remember(run.net, run.optimizer, path)
+            if main:
+                progress.update(record)
     summary = {
         **final,
         "steps": cfg.steps,
@@ -200,9 +251,11 @@ def train(
         "estimator": config.estimator.name,
         "quant": config.quant,
         "seed": config.seed,
+        **run.guard.metrics(),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_plots(run, out_dir, history)
+    if main:
+        atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+        write_plots(run, out_dir, history)
     return summary
 
 

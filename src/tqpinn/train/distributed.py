@@ -1,0 +1,158 @@
+"""Data parallelism with torch.distributed: each rank computes its share of every batch.
+
+Sampling. Every rank draws the *global* batch (collocation points, then Stein perturbations)
+from the run's generator, which is seeded identically on all ranks, and keeps a contiguous
+slice of the rows (:meth:`Shard.rows`; perturbations via ``Estimator.fields_of_rows``). So W
+ranks with a global batch of N points evaluate exactly the per-point terms that one process
+evaluates with N points, and their generators stay in step.
+
+Loss. Each condition's term on a rank is Σ_{its rows} r² / N, not a per-rank mean: summing the
+per-rank gradients (an all-reduce SUM) then gives the gradient of the global mean whatever the
+split, equal or not. Only the order in which the per-point terms are added differs from one
+process, so W ranks match one process to FP32 reduction-order rounding.
+
+Why not ``DistributedDataParallel``: its reducer expects one forward through the wrapper per
+backward, while an estimator calls the network several times a step (once per condition,
+through ``forward_streams`` for DiffQuant, and autodiff differentiates w.r.t. the inputs with
+``create_graph``). One flat all-reduce of the gradients after ``backward`` does the same
+arithmetic with none of those constraints; for PINN-sized models it is one small message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tqpinn.derivatives.base import Estimator
+from tqpinn.errors import UserError
+from tqpinn.pdes.base import Condition, Problem
+from tqpinn.train.loss import pinn_loss
+
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+"""What ``torchrun`` sets for every worker."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run: rank in 0..world-1."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 evaluates and writes every output (metrics, plots, checkpoints)."""
+        return self.rank == 0
+
+    def rows(self, n: int) -> slice:
+        """This rank's contiguous share of n rows; shares differ by at most one row."""
+        return slice(n * self.rank // self.world, n * (self.rank + 1) // self.world)
+
+
+SINGLE_PROCESS = Shard()
+
+
+def _env_int(name: str) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+@contextlib.contextmanager
+def data_parallel(device: str = "cpu") -> Iterator[Shard]:
+    """The process group of a ``torchrun`` launch (WORLD_SIZE > 1), or a single process.
+
+    Backend: gloo on CPU, NCCL on CUDA (one GPU per rank, LOCAL_RANK). The group is destroyed
+    on exit, also when the run fails.
+    """
+    if "WORLD_SIZE" not in os.environ or _env_int("WORLD_SIZE") == 1:
+        yield SINGLE_PROCESS
+        return
+    missing = [v for v in LAUNCH_VARIABLES if v not in os.environ]
+    if missing:
+        raise UserError(
+            f"WORLD_SIZE is set but {missing} are not: launch data-parallel runs with "
+            "torchrun --nproc-per-node N -m tqpinn train ..."
+        )
+    backend = "gloo"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda requested but no CUDA device is available")
+        torch.cuda.set_device(_env_int("LOCAL_RANK"))
+        backend = "nccl"
+    dist.init_process_group(backend)
+    try:
+        yield Shard(dist.get_rank(), dist.get_world_size())
+        # Rank 0 finishes last (evaluation, plots); a rank that tore its connections down
+        # earlier would break a process group created next in the same processes.
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def check_shares(shard: Shard, conditions: Iterable[Condition]) -> None:
+    """Every rank needs at least one point of every condition (UserError naming the key)."""
+    for cond in conditions:
+        if cond.points < shard.world:
+            raise UserError(
+                f"config key 'train.points.{cond.name}': {cond.points} points cannot be split "
+                f"over {shard.world} ranks; use at least {shard.world}"
+            )
+
+
+def shard_loss(
+    shard: Shard,
+    problem: Problem,
+    net: nn.Module,
+    estimator: Estimator,
+    conditions: tuple[Condition, ...],
+    batch: dict[str, torch.Tensor],
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """This rank's part of :func:`tqpinn.train.loss.pinn_loss` for the global ``batch``.
+
+    Returns Σ_c weight_c · Σ_{own rows} r_c² / N_c and each unweighted Σ_{own rows} r_c² / N_c:
+    the sums over ranks are the global loss and terms. One process: exactly ``pinn_loss``.
+    """
+    if shard.world == 1:
+        return pinn_loss(problem, net, estimator, conditions, batch, generator)
+    terms, total = {}, torch.zeros(())
+    for cond in conditions:
+        x = batch[cond.name]
+        rows = shard.rows(x.shape[0])
+        needs = problem.network_needs(cond.needs)
+        f = estimator.fields_of_rows(net, x, rows, needs, problem.dim, generator)
+        x_own = x[rows]
+        residual = cond.residual(x_own, problem.output_transform(x_own, f))
+        terms[cond.name] = residual.square().sum() / x.shape[0]
+        total = total + cond.weight * terms[cond.name]
+    return total, terms
+
+
+def sum_over_ranks(
+    shard: Shard, values: torch.Tensor, params: Iterable[nn.Parameter]
+) -> torch.Tensor:
+    """All-reduce (SUM) the gradients of ``params`` in place, and ``values`` (1-D, e.g. the loss
+    terms) along with them in the same message; returns the summed ``values``.
+
+    A parameter without a gradient on this rank contributes zeros. One process: no-op.
+    """
+    if shard.world == 1:
+        return values
+    params = list(params)
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    flat = torch.cat([values.detach().reshape(-1).to(grads[0]), *(g.reshape(-1) for g in grads)])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = values.numel()
+    for p, g in zip(params, grads, strict=True):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+    return flat[: values.numel()].to(values)
