@@ -14,6 +14,7 @@ shapes do not depend on the formats); the result says so.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -159,10 +160,15 @@ def compare(
                     f"config {configs_dir / name} not found; run from the repository root or "
                     "pass --configs DIR (the directory with the recipe configs)"
                 )
+    load_before = os.getloadavg()
+    problems = [compare_case(c, hw, configs_dir, measure) for c in cases]
     return {
         "hardware": hw.name,
         "paper": {"speedup": PAPER_SPEEDUP, "energy_saving": PAPER_ENERGY_SAVING},
-        "problems": [compare_case(c, hw, configs_dir, measure) for c in cases],
+        "problems": problems,
+        # Measured figures (this machine) are only as good as the machine was idle.
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,4 +42,5 @@ def cost_config(
     }
     if measure:
         result["this_machine_measured_step_s"] = runner.wall_seconds(repeats=2)
+        result["loadavg"] = os.getloadavg()
     return result, trace, report

@@ -15,10 +15,12 @@ and drain, so without overlap
     cycles = F · (2R + C + T − 2).
 
 With double-buffered stationary registers the next fold loads while the current one streams
-(a fold costs max(T, R): it cannot finish before the next load) and consecutive wavefronts
-pipeline, leaving one load and one fill/drain in total:
+(a fold after the first starts max(T, R) cycles after the one before: the load must finish)
+and consecutive wavefronts pipeline, leaving one load and one fill/drain in total:
 
-    cycles = R + F · max(T, R) + R + C − 2.
+    cycles = R + T + (F − 1) · max(T, R) + R + C − 2,
+
+which equals the first formula for a single fold.
 
 A PE that performs p MACs per cycle along the reduction axis (a precision-scalable MAC in a
 narrow mode) shortens k to ceil(k / p) before mapping.
@@ -66,7 +68,7 @@ def compute_cycles(mapping: Mapping, rows: int, cols: int, overlap: bool) -> int
     f, t = folds(mapping, rows, cols), mapping.temporal
     if not overlap:
         return f * (2 * rows + cols + t - 2)
-    return rows + f * max(t, rows) + rows + cols - 2
+    return rows + t + (f - 1) * max(t, rows) + rows + cols - 2
 
 
 def best_mapping(
