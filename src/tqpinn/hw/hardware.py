@@ -139,7 +139,9 @@ def hardware_from_dict(data: Any, origin: str = "<hardware>") -> Hardware:
     try:
         hw = Hardware.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
+        errors = err.errors()
+        # An unknown key is usually a typo of a required one: name it first.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         key = ".".join(str(p) for p in first["loc"])
         if first["type"] == "extra_forbidden":
             raise UserError(f"{origin}: unknown hardware key {key!r}") from None
