@@ -93,7 +93,7 @@ def test_training_with_tt_layers_runs(tmp_path, estimator, plan):
             },
         }
     )
-    summary = trainer.train(config, tmp_path, show_progress=False)
+    summary = trainer.train(config, tmp_path)
     # 2·16+16 + TT(16x16 over 2 cores of 4x4, rank 2: 2·16·2 = 64) + 16 + 17
     assert summary["n_params"] == 48 + 64 + 16 + 17
     assert math.isfinite(summary["rel_l2"])

@@ -27,7 +27,8 @@ class TTLinear(GemmLayer):
 
     ranks: one internal rank or a list of d − 1; shapes: (out factors, in factors) or None for
     the automatic rule over ``n_cores`` cores; plan: "sequential", "reconstruct" or "partial"
-    with ``groups`` (a count or sizes); init: "torch", "xavier" or "he" (variance of the
+    with ``groups`` (a count or sizes); merge: precision of the merge GEMMs of "partial" and
+    "reconstruct", "fp32" (each merged core is quantized once, when used) or "quantized"; init: "torch", "xavier" or "he" (variance of the
     reconstructed weight, see :mod:`tqpinn.nn.tt_init`). The bias follows torch.nn.Linear for
     "torch" and is zero otherwise. The plan may be changed later with :meth:`set_plan`.
     """
@@ -46,11 +47,12 @@ class TTLinear(GemmLayer):
         groups: int | Sequence[int] | None = None,
         init: str = "torch",
         bias: bool = True,
+        merge: str = "fp32",
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.shape: TTShape = tt_shape(in_features, out_features, ranks, shapes, n_cores)
-        self.plan: ContractionPlan = make_plan(plan, self.shape.n_cores, groups)
+        self.plan: ContractionPlan = make_plan(plan, self.shape.n_cores, groups, merge)
         self.cores = nn.ParameterList(
             nn.Parameter(torch.empty(self.shape.core_shape(k))) for k in range(self.shape.n_cores)
         )
@@ -60,8 +62,10 @@ class TTLinear(GemmLayer):
             bound = 1.0 / math.sqrt(in_features)
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def set_plan(self, plan: str, groups: int | Sequence[int] | None = None) -> None:
-        self.plan = make_plan(plan, self.shape.n_cores, groups)
+    def set_plan(
+        self, plan: str, groups: int | Sequence[int] | None = None, merge: str = "fp32"
+    ) -> None:
+        self.plan = make_plan(plan, self.shape.n_cores, groups, merge)
 
     @property
     def n_params(self) -> int:
@@ -86,6 +90,7 @@ class TTLinear(GemmLayer):
         n_cores: int | None = None,
         plan: str = "sequential",
         groups: int | Sequence[int] | None = None,
+        merge: str = "fp32",
     ) -> TTLinear:
         """TT approximation of a dense layer (``weight`` (out, in), optional ``bias``) by TT-SVD.
 
@@ -95,7 +100,15 @@ class TTLinear(GemmLayer):
         out_features, in_features = linear.weight.shape
         bias = getattr(linear, "bias", None)
         layer = cls(
-            in_features, out_features, ranks, shapes, n_cores, plan, groups, bias=bias is not None
+            in_features,
+            out_features,
+            ranks,
+            shapes,
+            n_cores,
+            plan,
+            groups,
+            bias=bias is not None,
+            merge=merge,
         ).to(linear.weight)
         cores, error = tt_svd(linear.weight, layer.shape)
         with torch.no_grad():
@@ -109,17 +122,18 @@ class TTLinear(GemmLayer):
     def group_matrices(self) -> list[torch.Tensor]:
         """Per plan group [a, b): the matrix (r_a·M_g, N_g·r_b) of its merged cores (merge stage).
 
-        One-core groups are views of the core; larger groups are merged by qops GEMMs, so the
-        merge is quantized and traced like any other product.
+        One-core groups are views of the core; larger groups are merged by qops GEMMs (traced),
+        under the layer's spec only if the plan's merge precision is "quantized".
         """
         mats = []
         r = self.shape.ranks
+        spec = self.quant if self.plan.merge == "quantized" else None
         for a, b in self.plan.bounds():
             merged = self.cores[a]  # (r_a, m_a, n_a, r_{a+1}), index order (r, m_a, n_a, ..., r)
             for k in range(a + 1, b):
                 core = self.cores[k]
                 rk, m, n, rk1 = core.shape
-                flat = gemm(merged.reshape(-1, rk), core.reshape(rk, m * n * rk1).T, self.quant)
+                flat = gemm(merged.reshape(-1, rk), core.reshape(rk, m * n * rk1).T, spec)
                 merged = flat.reshape(*merged.shape[:-1], m, n, rk1)
             # (r_a, m_a, n_a, ..., m_{b-1}, n_{b-1}, r_b) -> (r_a, m_a..m_{b-1}, n_a..n_{b-1}, r_b)
             size = b - a

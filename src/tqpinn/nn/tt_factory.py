@@ -23,6 +23,7 @@ def tt_linear_factory(
     plan: str = "sequential",
     groups: int | Sequence[int] | None = None,
     init: str = "torch",
+    merge: str = "fp32",
 ) -> LinearFactory:
     """Factory making layers ``layers`` (0-based, of ``n_layers``) TT and the others dense.
 
@@ -50,7 +51,15 @@ def tt_linear_factory(
         if index not in shape_of:
             return Linear(in_features, out_features)
         return TTLinear(
-            in_features, out_features, ranks, shape_of[index], n_cores, plan, groups, init
+            in_features,
+            out_features,
+            ranks,
+            shape_of[index],
+            n_cores,
+            plan,
+            groups,
+            init,
+            merge=merge,
         )
 
     return factory

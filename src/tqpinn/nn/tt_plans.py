@@ -8,12 +8,14 @@ Every plan is a partition of the d cores into consecutive groups:
 - ``partial`` (PRS): g groups (a count, split as evenly as possible, or explicit sizes); each
   group's cores are merged into one larger core, then the input meets the g merged cores.
 
-The layer runs a plan in two stages, both made of ``qops.gemm`` calls (so both quantized and
-traced):
+The layer runs a plan in two stages, both made of ``qops.gemm`` calls (so both are traced):
 
 1. merge (weights only, independent of the batch): in group [a, b) the running product
    C (r_a·Π(m_i n_i), r_k) meets core k viewed as (r_k, m_k n_k r_{k+1}):
    GEMM (m, k, n) = (r_a·Π_{a≤i<k} m_i n_i, r_k, m_k n_k r_{k+1}) for k = a+1 .. b−1.
+   With ``merge="fp32"`` (default) these GEMMs run unquantized and each merged core is quantized
+   once, as the weight operand of its contract GEMM; with ``merge="quantized"`` they run under the
+   layer's spec too (an accelerator that merges in its integer datapath).
 2. contract, groups from the last to the first: the activation, laid out as
    (B, M_{≥b}, N_{<a}, N_g·r_b), meets the group matrix (r_a·M_g, N_g·r_b):
    GEMM (m, k, n) = (B·M_{≥b}·N_{<a}, N_g·r_b, r_a·M_g), where M_g = Π_{a≤i<b} m_i,
@@ -35,14 +37,17 @@ from tqpinn.errors import UserError
 from tqpinn.nn.tt_shapes import TTShape
 
 PLAN_NAMES = ("sequential", "reconstruct", "partial")
+MERGE_MODES = ("fp32", "quantized")
 
 
 @dataclass(frozen=True)
 class ContractionPlan:
-    """A plan name and the sizes of its consecutive core groups (summing to the core count)."""
+    """A plan name, the sizes of its consecutive core groups (summing to the core count), and
+    the precision of the merge GEMMs ("fp32" or "quantized")."""
 
     name: str
     groups: tuple[int, ...]
+    merge: str = "fp32"
 
     def bounds(self) -> list[tuple[int, int]]:
         """Half-open core ranges [a, b) of the groups, first to last."""
@@ -51,10 +56,14 @@ class ContractionPlan:
 
     @property
     def label(self) -> str:
-        """Short name for tables: sequential, reconstruct or partial[2+2]."""
-        if self.name != "partial":
-            return self.name
-        return "partial[" + "+".join(map(str, self.groups)) + "]"
+        """Short name for tables: sequential, reconstruct, partial[2+2]; "+qmerge" marks
+        quantized merges (only where the plan merges at all)."""
+        name = self.name
+        if name == "partial":
+            name += "[" + "+".join(map(str, self.groups)) + "]"
+        if self.merge == "quantized" and max(self.groups) > 1:
+            name += "+qmerge"
+        return name
 
 
 def _even_split(n_cores: int, n_groups: int) -> tuple[int, ...]:
@@ -64,28 +73,34 @@ def _even_split(n_cores: int, n_groups: int) -> tuple[int, ...]:
 
 
 def make_plan(
-    name: str, n_cores: int, groups: int | Sequence[int] | None = None
+    name: str,
+    n_cores: int,
+    groups: int | Sequence[int] | None = None,
+    merge: str = "fp32",
 ) -> ContractionPlan:
     """Build a plan. ``groups`` only for ``partial``: a count (default 2) or explicit sizes."""
     if name not in PLAN_NAMES:
         raise UserError(f"unknown TT contraction plan {name!r}; choose from {list(PLAN_NAMES)}")
+    if merge not in MERGE_MODES:
+        raise UserError(f"unknown TT merge precision {merge!r}; choose from {list(MERGE_MODES)}")
     if name != "partial":
         if groups is not None:
             raise UserError(f"tt.groups applies to plan 'partial' only, not to {name!r}")
-        return ContractionPlan(name, (1,) * n_cores if name == "sequential" else (n_cores,))
+        sizes = (1,) * n_cores if name == "sequential" else (n_cores,)
+        return ContractionPlan(name, sizes, merge)
     if groups is None:
         groups = min(2, n_cores)
     if isinstance(groups, int):
         if not 1 <= groups <= n_cores:
             raise UserError(f"tt.groups: {groups} groups for {n_cores} cores; choose 1..{n_cores}")
-        return ContractionPlan(name, _even_split(n_cores, groups))
+        return ContractionPlan(name, _even_split(n_cores, groups), merge)
     sizes = tuple(groups)
     if any(not isinstance(s, int) or s < 1 for s in sizes) or sum(sizes) != n_cores:
         raise UserError(
             f"tt.groups: sizes {list(sizes)} must be positive integers summing to the "
             f"{n_cores} cores"
         )
-    return ContractionPlan(name, sizes)
+    return ContractionPlan(name, sizes, merge)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,7 @@ class GemmShape:
     """One GEMM of a plan: an (m x k)·(k x n) product in phase forward, dgrad or wgrad.
 
     stage: "merge" (weights only) or "contract" (on the activation, scales with the batch).
+    quantized: whether the GEMM runs under the layer's quantization spec (if it has one).
     """
 
     phase: str
@@ -100,6 +116,7 @@ class GemmShape:
     m: int
     n: int
     k: int
+    quantized: bool = True
 
     @property
     def flops(self) -> int:
@@ -131,14 +148,15 @@ class PlanCost:
         return sum(g.flops for g in self.gemms if g.phase == phase)
 
     def quantized_operands(self, phase: str) -> int:
-        """Tensors quantized in ``phase``: each GEMM quantizes both of its operands."""
-        return 2 * self.count(phase)
+        """Tensors quantized in ``phase`` under a quantized spec: each quantized GEMM quantizes
+        both of its operands."""
+        return 2 * sum(g.phase == phase and g.quantized for g in self.gemms)
 
 
 def _backward(fwd: GemmShape, input_grad: bool) -> list[GemmShape]:
-    out = [GemmShape("wgrad", fwd.stage, fwd.n, fwd.k, fwd.m)]
+    out = [GemmShape("wgrad", fwd.stage, fwd.n, fwd.k, fwd.m, fwd.quantized)]
     if input_grad:
-        out.insert(0, GemmShape("dgrad", fwd.stage, fwd.m, fwd.k, fwd.n))
+        out.insert(0, GemmShape("dgrad", fwd.stage, fwd.m, fwd.k, fwd.n, fwd.quantized))
     return out
 
 
@@ -154,12 +172,15 @@ def plan_cost(
     ``forward_streams``, which merge the cores once and contract each stream.
     """
     m_f, n_f, r = shape.out_factors, shape.in_factors, shape.ranks
+    quantized_merges = plan.merge == "quantized"
     gemms: list[GemmShape] = []
     workspace = 0
     for a, b in plan.bounds():
         rows = r[a] * m_f[a] * n_f[a]
         for k in range(a + 1, b):
-            fwd = GemmShape("forward", "merge", rows, m_f[k] * n_f[k] * r[k + 1], r[k])
+            fwd = GemmShape(
+                "forward", "merge", rows, m_f[k] * n_f[k] * r[k + 1], r[k], quantized_merges
+            )
             gemms += [fwd, *_backward(fwd, input_grad=True)]
             rows *= m_f[k] * n_f[k]
             workspace += fwd.m * fwd.n

@@ -1,0 +1,125 @@
+"""The PRS experiment at layer level: quantization error of each contraction plan vs FP32.
+
+For one TT layer (fixed cores), the same input and the same output gradient, every plan is run
+in FP32 and under a quantization spec; the relative errors ‖q − f‖/‖f‖ of the output, the input
+gradient and the core gradients (all cores flattened together) measure what the plan's
+quantization points cost. A dense layer holding the exact reconstructed weight, quantized the
+same way (one GEMM on the data path, no quantized merges), is the floor every plan is compared
+with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tqpinn.nn.layer import GemmLayer, set_quant
+from tqpinn.nn.linear import Linear
+from tqpinn.nn.tt import TTLinear
+from tqpinn.nn.tt_plans import make_plan
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """A layer of one of the paper's problems; input: "unit" U(0,1) coordinates (an input layer)
+    or "tanh" / "sin" of N(0, 1) pre-activations (a hidden layer)."""
+
+    name: str
+    in_features: int
+    out_features: int
+    ranks: int
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] | None
+    n_cores: int | None
+    inputs: str
+
+
+PAPER_CASES = (
+    LayerCase("hjb20d_in", 21, 512, 2, ((8, 4, 4, 4), (1, 1, 3, 7)), None, "unit"),
+    LayerCase("hjb20d_hidden", 512, 512, 2, ((8, 4, 4, 4), (4, 4, 4, 8)), None, "sin"),
+    LayerCase("poisson2d_hidden", 256, 256, 4, None, 4, "tanh"),
+    LayerCase("heat100d_in", 101, 256, 4, None, 3, "unit"),
+)
+
+
+def compositions(n: int) -> Iterator[tuple[int, ...]]:
+    """Every way to split n cores into consecutive non-empty groups (2^(n−1) of them)."""
+    if n == 0:
+        yield ()
+        return
+    for first in range(1, n + 1):
+        for rest in compositions(n - first):
+            yield (first, *rest)
+
+
+def all_plans(n_cores: int) -> list[tuple[str, Any]]:
+    """sequential, every partial grouping with 2..d−1 groups, reconstruct."""
+    plans: list[tuple[str, Any]] = [("sequential", None)]
+    plans += [("partial", list(g)) for g in compositions(n_cores) if 1 < len(g) < n_cores]
+    return [*plans, ("reconstruct", None)]
+
+
+def _inputs(case: LayerCase, rows: int, gen: torch.Generator) -> torch.Tensor:
+    if case.inputs == "unit":
+        return torch.rand(rows, case.in_features, generator=gen)
+    pre = torch.randn(rows, case.in_features, generator=gen)
+    return torch.tanh(pre) if case.inputs == "tanh" else torch.sin(pre)
+
+
+def _run(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> dict[str, torch.Tensor]:
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    y = layer(x)
+    y.backward(grad_y)
+    weights = layer.cores if isinstance(layer, TTLinear) else [layer.weight]
+    return {
+        "output": y.detach(),
+        "grad_input": x.grad,
+        "grad_weight": torch.cat([p.grad.flatten() for p in weights]),
+    }
+
+
+def _rel(q: torch.Tensor, f: torch.Tensor) -> float:
+    return float((q.double() - f.double()).norm() / f.double().norm())
+
+
+def layer_errors(
+    case: LayerCase, spec: object, rows: int = 4096, seeds: int = 3
+) -> list[dict[str, Any]]:
+    """Relative errors (quantized vs FP32) per plan and seed, plus the dense-weight floor."""
+    out = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        tt = TTLinear(case.in_features, case.out_features, case.ranks, case.shapes, case.n_cores)
+        dense = Linear(case.in_features, case.out_features)
+        with torch.no_grad():
+            dense.weight.copy_(tt.dense_weight())
+            dense.bias.copy_(tt.bias)
+        gen = torch.Generator().manual_seed(1000 + seed)
+        x = _inputs(case, rows, gen)
+        grad_y = torch.randn(rows, case.out_features, generator=gen)
+        variants: list[tuple[str, GemmLayer, int]] = [("dense_weight", dense, 1)]
+        for plan, groups in all_plans(tt.shape.n_cores):
+            layer = TTLinear(
+                case.in_features, case.out_features, case.ranks, case.shapes, case.n_cores
+            )
+            layer.load_state_dict(tt.state_dict())
+            layer.plan = make_plan(plan, tt.shape.n_cores, groups)
+            variants.append((layer.plan.label, layer, len(layer.plan.groups)))
+        for label, layer, depth in variants:
+            set_quant(layer, None)
+            ref = _run(layer, x, grad_y)
+            set_quant(layer, spec)
+            quant = _run(layer, x, grad_y)
+            out.append(
+                {
+                    "case": case.name,
+                    "plan": label,
+                    "data_path_depth": depth,
+                    "seed": seed,
+                    **{f"rel_err_{k}": _rel(quant[k], ref[k]) for k in ref},
+                }
+            )
+    return out
