@@ -74,7 +74,7 @@ def hw_command(
         from tqpinn.hw.compare import compare as run_compare
         from tqpinn.hw.compare import format_table
 
-        result = run_compare(hw, configs, measure=measure)
+        result = run_compare(hw, configs, measure=measure, trace_dir=out)
         print(format_table(result))
         if out is not None:
             (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -103,15 +103,24 @@ def with_spec_formats(trace: Trace, quant: str) -> Trace:
 
 
 def compare_case(
-    case: Case, hw: Hardware, configs_dir: Path, measure: bool = True
+    case: Case,
+    hw: Hardware,
+    configs_dir: Path,
+    measure: bool = True,
+    trace_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Trace both steps of ``case`` and cost them; a JSON-ready record."""
+    """Trace both steps of ``case`` and cost them; a JSON-ready record. With ``trace_dir``,
+    the two traces are saved there (``{problem}_baseline.json``, ``{problem}_pipeline.json``)
+    so that other hardware descriptions can cost them later without tracing again."""
     baseline = StepRunner.build(config_from_dict(read_yaml(configs_dir / case.baseline)))
     baseline_trace = baseline.trace()
     cfg, retargeted = pipeline_config(case, configs_dir)
     pipeline_trace = StepRunner.build(cfg).trace()
     if retargeted:
         pipeline_trace = with_spec_formats(pipeline_trace, case.quant)
+    if trace_dir is not None:
+        baseline_trace.save(trace_dir / f"{case.problem}_baseline.json")
+        pipeline_trace.save(trace_dir / f"{case.problem}_pipeline.json")
     pinta = Pinta(hw).run(pipeline_trace)
     platforms, flops_per_element = load_platforms()
     if measure:
@@ -151,6 +160,7 @@ def compare(
     configs_dir: Path,
     cases: tuple[Case, ...] = CASES,
     measure: bool = True,
+    trace_dir: Path | None = None,
 ) -> dict[str, Any]:
     """:func:`compare_case` over ``cases``, with the paper's ranges for reference."""
     for case in cases:
@@ -161,7 +171,7 @@ def compare(
                     "pass --configs DIR (the directory with the recipe configs)"
                 )
     load_before = os.getloadavg()
-    problems = [compare_case(c, hw, configs_dir, measure) for c in cases]
+    problems = [compare_case(c, hw, configs_dir, measure, trace_dir) for c in cases]
     return {
         "hardware": hw.name,
         "paper": {"speedup": PAPER_SPEEDUP, "energy_saving": PAPER_ENERGY_SAVING},
