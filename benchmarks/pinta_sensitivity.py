@@ -36,6 +36,7 @@ HARDWARE_VARIANTS: dict[str, dict[str, Any]] = {
     "buffer 8 MiB": {"sram.buffer_bytes": 8 * 2**20},
     "vector 64 lanes": {"vector.lanes": 64},
     "no element-wise fusion": {"vector.fused": False},
+    "layer-by-layer schedule": {"schedule.tile_points": None},
 }
 BASELINE_VARIANTS: dict[str, dict[str, float]] = {
     "datasheet": {},

@@ -191,3 +191,23 @@ def test_bad_hardware_files_name_the_key():
 def test_missing_hardware_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_hardware(tmp_path / "nope.yaml")
+
+
+def test_point_tiles_keep_collocation_rows_on_chip():
+    """A 34 MB activation over 100 collocation points is 340 KB per one-point tile: it fits in a
+    third of the 1 MiB buffer (349.5 KB), so the tiled schedule moves it through no DRAM, while
+    the layer-by-layer schedule (one tile) streams it; weights are never split."""
+    hw = load_hardware()
+    assert hw.schedule.tile_points == 1
+    big = smx("forward", 1_000_000, 32, 32)
+    trace = Trace(gemms=[big], meta={"points": {"interior": 60, "boundary": 40}})
+    pinta = Pinta(hw)
+    assert pinta.tiles(trace) == 100
+    assert pinta.run(trace).gemms[0].dram_bytes == 0
+    data = default_data()
+    data["schedule"]["tile_points"] = None
+    layerwise = Pinta(hardware_from_dict(data)).run(trace).gemms[0]
+    assert layerwise.dram_bytes == pytest.approx(big.bytes_a + 1_000_000 * 32 * 8.5 / 8)
+    heavy_weight = GemmRecord("forward", 100, 1024, 1024, "fp32", "fp32", 32, 32, None)
+    tiled = pinta.run(Trace(gemms=[heavy_weight], meta=trace.meta)).gemms[0]
+    assert tiled.dram_bytes == heavy_weight.bytes_b  # a 4 MiB weight spills whatever the tiles

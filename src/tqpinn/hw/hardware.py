@@ -96,6 +96,12 @@ class Dram(_Strict):
     energy_pj_per_bit: PositiveFloat
 
 
+class Schedule(_Strict):
+    tile_points: PositiveInt | None
+    """Collocation points processed per tile through forward and backward; None: the whole
+    batch layer by layer."""
+
+
 class Hardware(_Strict):
     """A PINTA-like accelerator. Energies in pJ at the reference node unless named otherwise."""
 
@@ -109,6 +115,7 @@ class Hardware(_Strict):
     quantizer: Quantizer
     sram: Sram
     dram: Dram
+    schedule: Schedule
     static_power_w: float = Field(ge=0)
     sources: dict[str, str]
 

@@ -16,6 +16,11 @@ of equations and the reasons behind them):
   on chip between the kernels that produce and consume them. A quantized result that streams
   through the fused vector unit and quantizer is stored in its stream's format (INT8
   activations, INT12 gradients), otherwise at the accumulator width;
+- schedule: with ``schedule.tile_points`` the step runs a few collocation points at a time
+  (forward, residual, backward, weight-gradient accumulation per tile: PINN points are
+  independent until the loss sum), so a tensor whose rows are collocation rows (A and result of
+  forward and dgrad, both operands of wgrad) spills only if one tile's share of it does not fit;
+  weights and weight gradients are whole;
 - latency: double buffering overlaps compute and both memories, so the GEMM takes the maximum
   of the three cycle counts (the bound it hits is reported);
 - energy: MACs x (multiply + accumulate) of the mode, block-exponent handling once per block
@@ -186,8 +191,16 @@ class Pinta:
         self.spill_bytes = hw.sram.buffer_bytes / 3
         self.dram_bytes_per_cycle = hw.dram.bandwidth_bytes_per_s / hw.clock_hz
 
-    def _spilled(self, nbytes: float) -> float:
-        return nbytes if nbytes > self.spill_bytes else 0.0
+    def _spilled(self, nbytes: float, tiles: float = 1.0) -> float:
+        """DRAM bytes of a tensor of ``nbytes``: all of it if one tile's share of it does not
+        fit in its third of the buffer, else none."""
+        return nbytes if nbytes / tiles > self.spill_bytes else 0.0
+
+    def tiles(self, trace: Trace) -> float:
+        """How many tiles the step's collocation points are processed in (see ``schedule``)."""
+        points = sum(trace.meta.get("points", {}).values())
+        tile = self.hw.schedule.tile_points
+        return max(1.0, points / tile) if tile is not None and points else 1.0
 
     def _memory_cycles(self, sram_bytes: float, dram_bytes: float) -> tuple[float, float]:
         return (
@@ -206,7 +219,9 @@ class Pinta:
             return gemm.m * gemm.n * gemm.operand_bits("a") / 8
         return gemm.m * gemm.n * self.hw.array.accumulator_bits / 8
 
-    def gemm_cost(self, gemm: GemmRecord) -> GemmCost:
+    def gemm_cost(self, gemm: GemmRecord, tiles: float = 1.0) -> GemmCost:
+        """Cost of one GEMM; ``tiles``: the number of point tiles the step runs in (tensors
+        whose rows are collocation rows are split over them, weights are not)."""
         hw, arr = self.hw, self.hw.array
         mode_name = select_mode(hw, gemm)
         mode: MultiplierMode = hw.modes[mode_name]
@@ -218,9 +233,11 @@ class Pinta:
         psum_bytes = gemm.m * gemm.n * arr.accumulator_bits / 8
         sram = a_passes * gemm.bytes_a + b_passes * gemm.bytes_b + out_passes * psum_bytes
         dram = (
-            self._spilled(gemm.bytes_a)
-            + self._spilled(gemm.bytes_b)
-            + self._spilled(self._stored_output_bytes(gemm, mode))
+            self._spilled(gemm.bytes_a, tiles)
+            + self._spilled(gemm.bytes_b, tiles if gemm.phase == "wgrad" else 1.0)
+            + self._spilled(
+                self._stored_output_bytes(gemm, mode), 1.0 if gemm.phase == "wgrad" else tiles
+            )
         )
         sram_cycles, dram_cycles = self._memory_cycles(sram, dram)
         cycles, bound = max(
@@ -274,7 +291,8 @@ class Pinta:
     def run(self, trace: Trace, steps: int | None = None) -> PintaReport:
         """Cost one step of ``trace``; ``steps`` (default: the trace's meta "steps", else 1)
         scales the per-run totals."""
-        gemms = [self.gemm_cost(g) for g in trace.gemms]
+        tiles = self.tiles(trace)
+        gemms = [self.gemm_cost(g, tiles) for g in trace.gemms]
         vector = [self.vector_cost(r) for r in trace.elementwise if r.kind != "quantize"]
         q = self.hw.quantizer
         by_phase = {p: dict.fromkeys(ENERGY_COMPONENTS, 0.0) for p in PHASE_GROUPS}
