@@ -200,9 +200,11 @@ def test_point_tiles_keep_collocation_rows_on_chip():
     hw = load_hardware()
     assert hw.schedule.tile_points == 1
     big = smx("forward", 1_000_000, 32, 32)
-    trace = Trace(gemms=[big], meta={"points": {"interior": 60, "boundary": 40}})
+    trace = Trace(gemms=[big], meta={"points": {"interior": 100, "boundary": 100}})
     pinta = Pinta(hw)
     assert pinta.tiles(trace) == 100
+    # Tiles take points of every condition: the smallest condition bounds their number.
+    assert pinta.tiles(Trace(meta={"points": {"interior": 100, "boundary": 40}})) == 40
     assert pinta.run(trace).gemms[0].dram_bytes == 0
     data = default_data()
     data["schedule"]["tile_points"] = None

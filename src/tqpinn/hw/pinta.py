@@ -197,10 +197,17 @@ class Pinta:
         return nbytes if nbytes / tiles > self.spill_bytes else 0.0
 
     def tiles(self, trace: Trace) -> float:
-        """How many tiles the step's collocation points are processed in (see ``schedule``)."""
-        points = sum(trace.meta.get("points", {}).values())
+        """How many tiles the step's collocation points are processed in (see ``schedule``).
+
+        A tile takes ``tile_points`` points of every condition, so the condition with the fewest
+        points bounds the count from below: counting that many tiles never understates a tile's
+        share of a tensor, whichever condition its rows come from.
+        """
+        points = trace.meta.get("points", {})
         tile = self.hw.schedule.tile_points
-        return max(1.0, points / tile) if tile is not None and points else 1.0
+        if tile is None or not points:
+            return 1.0
+        return max(1.0, min(points.values()) / tile)
 
     def _memory_cycles(self, sram_bytes: float, dram_bytes: float) -> tuple[float, float]:
         return (
