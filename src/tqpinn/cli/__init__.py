@@ -10,6 +10,7 @@ from tqpinn.cli.bench_tt import bench_tt_command
 from tqpinn.cli.common import exit_on_user_error
 from tqpinn.cli.hw import hw_command
 from tqpinn.cli.problems import problems_command
+from tqpinn.cli.reproduce import reproduce_command
 from tqpinn.cli.train import eval_command, train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -22,6 +23,7 @@ app.command("eval")(eval_command)
 app.command("problems")(problems_command)
 bench_app.command("tt")(bench_tt_command)
 app.command("hw")(hw_command)
+app.command("reproduce")(reproduce_command)
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""results.json, results.md (one table per problem, the done-when ratios) and error plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tqpinn.reproduce.variants import NAIVE, PIPELINE, REFERENCE
+from tqpinn.train.checkpoint import atomic_write_text
+
+PIPELINE_TARGET = 1.5
+"""Done-when of issue 5: the full pipeline's rel-L2 at most 1.5x the FP32-SE dense one."""
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _ratio(rows: dict[str, Any], key: str) -> float | None:
+    if key not in rows or REFERENCE not in rows:
+        return None
+    return rows[key]["rel_l2"] / rows[REFERENCE]["rel_l2"]
+
+
+def problem_table(rows: dict[str, Any]) -> list[str]:
+    """Markdown table rows of one problem, with step times relative to FP32-SE dense."""
+    ref_time = rows[REFERENCE]["step_seconds"] if REFERENCE in rows else None
+    lines = [
+        "| variant | rel-L2 | rel-L1 | params | saved for backward | step time | vs FP32-SE | steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        speed = f"{row['step_seconds'] / ref_time:.2f}x" if ref_time else "n/a"
+        lines.append(
+            f"| {row['label']} | {row['rel_l2']:.3e} | {row['rel_l1']:.3e} | "
+            f"{row['n_params']:,} | {_bytes(row['saved_bytes'])} | "
+            f"{1000 * row['step_seconds']:.0f} ms | {speed} | {row['steps']} |"
+        )
+    return lines
+
+
+def verdict(rows: dict[str, Any]) -> list[str]:
+    """The done-when checks in words: pipeline vs FP32-SE dense, naive vs FP32-SE dense."""
+    lines = []
+    pipeline = _ratio(rows, PIPELINE)
+    if pipeline is not None:
+        met = "met" if pipeline <= PIPELINE_TARGET else "missed"
+        lines.append(
+            f"Full pipeline rel-L2 / FP32-SE dense rel-L2 = {pipeline:.2f} "
+            f"(target <= {PIPELINE_TARGET}: {met})."
+        )
+    naive = _ratio(rows, NAIVE)
+    if naive is not None:
+        lines.append(f"SMX-SE naive rel-L2 / FP32-SE dense rel-L2 = {naive:.2f}.")
+    return lines
+
+
+def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
+    """rel-L2 against step, one line per variant, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for row in rows.values():
+        if row["history"]:
+            steps, errors = zip(*row["history"], strict=True)
+            ax.semilogy(steps, errors, marker="o", ms=2.5, lw=1.2, label=row["label"])
+    ax.set_xlabel("step")
+    ax.set_ylabel("relative L2 error")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def markdown(results: dict[str, Any], image_dir: str = "img") -> str:
+    """The report: settings line, then per problem its table, checks and plot."""
+    train_total = sum(
+        row["wall_seconds"] or 0.0
+        for p in results["problems"].values()
+        for row in p["variants"].values()
+    )
+    lines = [
+        f"# tqpinn reproduce, budget `{results['budget']}`",
+        "",
+        f"tqpinn {results['tqpinn']}, torch {results['torch']}, {results['threads']} threads, "
+        f"{results['cpu_count']} CPUs ({results['machine']}); load average at start "
+        f"{results['loadavg_start'][0]:.1f}, at end {results['loadavg_end'][0]:.1f}. "
+        f"Training time summed over runs: {train_total / 60:.1f} min; this invocation: "
+        f"{results['elapsed_seconds'] / 60:.1f} min.",
+        "",
+        "Step time: median of interleaved training steps of all variants of a problem (seconds"
+        " per Adam step, forward and backward); saved for backward: bytes one training step"
+        " keeps for its backward pass, at the formats' real widths (tqpinn.quant.memory).",
+    ]
+    for name, problem in results["problems"].items():
+        rows = problem["variants"]
+        load = problem["timing"]["loadavg_start"][0]
+        lines += ["", f"## {problem['title']} (`{name}`)", "", *problem_table(rows), ""]
+        lines += [*verdict(rows), f"Load average when timed: {load:.1f}.", ""]
+        lines.append(f"![rel-L2 against step, {name}]({image_dir}/{name}_error_vs_step.png)")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    """Write results.json, results.md and img/<problem>_error_vs_step.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "img").mkdir(exist_ok=True)
+    for name, problem in results["problems"].items():
+        plot_histories(
+            problem["variants"], out / "img" / f"{name}_error_vs_step.png", problem["title"]
+        )
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.md", markdown(results))

@@ -1,0 +1,115 @@
+"""Train the ablation runs through the library trainer, resumably, and measure each variant.
+
+Layout under ``out``: ``runs/<problem>/<variant>/`` holds one training run (the trainer's
+outputs, plus ``memory.json``); ``runs/<problem>/timing.json`` the interleaved step times.
+A finished run (``metrics.json`` written for the same config) is reused, an interrupted one
+(a checkpoint, no ``metrics.json``) continues with the trainer's resume, bit-identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from tqpinn.errors import UserError
+from tqpinn.quant.memory import saved_bytes
+from tqpinn.train.checkpoint import atomic_write_text, latest_checkpoint
+from tqpinn.train.config import Config
+from tqpinn.train.metrics import MetricsLog
+from tqpinn.train.trainer import build_run, train, train_step
+
+Log = Callable[[str], None]
+
+
+def _saved_config(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "config.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def train_or_reuse(config: Config, run_dir: Path, log: Log = print) -> dict[str, Any]:
+    """The summary of ``config``'s run in ``run_dir``: reused when finished, resumed from its
+    newest checkpoint when interrupted, trained from scratch otherwise.
+
+    A directory holding a run of another config is a UserError (never silently overwritten).
+    """
+    saved = _saved_config(run_dir)
+    if saved is not None and saved != config.to_dict():
+        raise UserError(
+            f"{run_dir} holds a run of a different config; remove it or reproduce into "
+            "another --out directory"
+        )
+    summary_path = run_dir / "metrics.json"
+    if saved is not None and summary_path.is_file():
+        log(f"  reuse   {run_dir}")
+        return json.loads(summary_path.read_text(encoding="utf-8"))
+    resume = saved is not None and latest_checkpoint(run_dir) is not None
+    log(f"  {'resume' if resume else 'train '}  {run_dir}")
+    return train(config, run_dir, resume=resume, progress_bar=False)
+
+
+def error_history(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, rel_l2) of every evaluation logged in the run's metrics.jsonl."""
+    records = MetricsLog.read(run_dir / "metrics.jsonl")
+    return [(r["step"], r["rel_l2"]) for r in records if "rel_l2" in r]
+
+
+def memory_of(config: Config, run_dir: Path) -> float:
+    """Bytes one training step saves for backward (tqpinn.quant.memory), cached in the run."""
+    path = run_dir / "memory.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))["saved_bytes"]
+    run = build_run(config)
+    total = saved_bytes(lambda: train_step(run, 0), run.net).total
+    atomic_write_text(path, json.dumps({"saved_bytes": total}) + "\n")
+    return total
+
+
+def step_times(
+    configs: dict[str, Config], path: Path, rounds: int, log: Log = print
+) -> dict[str, Any]:
+    """Seconds per training step of every config, measured interleaved (one step of each in
+    turn, ``rounds`` times, after one warm-up step each) so that a change of machine load hits
+    all alike; the median per config. Cached in ``path`` for the same configs and rounds."""
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached["rounds"] == rounds and set(cached["seconds"]) == set(configs):
+            return cached
+    log(f"  timing  {len(configs)} variants x {rounds} rounds")
+    runs = {key: build_run(config) for key, config in configs.items()}
+    for run in runs.values():
+        train_step(run, 0)
+    load_start = os.getloadavg()
+    samples: dict[str, list[float]] = {key: [] for key in runs}
+    for r in range(rounds):
+        for key, run in runs.items():
+            t0 = time.perf_counter()
+            train_step(run, r + 1)
+            samples[key].append(time.perf_counter() - t0)
+    result = {
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        "seconds": {key: statistics.median(s) for key, s in samples.items()},
+        "samples": samples,
+    }
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def validate_names(names: Sequence[str], valid: Sequence[str], what: str) -> list[str]:
+    """``names`` if all are in ``valid`` (duplicates dropped, order kept), else a UserError."""
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UserError(f"unknown {what} {bad}; choose from {list(valid)}")
+    if not names:
+        raise UserError(f"no {what} given; choose from {list(valid)}")
+    return list(dict.fromkeys(names))

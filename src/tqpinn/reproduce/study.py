@@ -1,0 +1,87 @@
+"""`tqpinn reproduce`: train every variant of every chosen problem, measure, and report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tqpinn import __version__
+from tqpinn.reproduce.recipes import BUDGETS, PROBLEMS, recipe
+from tqpinn.reproduce.report import write_report
+from tqpinn.reproduce.runner import (
+    Log,
+    error_history,
+    memory_of,
+    step_times,
+    train_or_reuse,
+    validate_names,
+)
+from tqpinn.reproduce.variants import VARIANTS, VARIANTS_BY_KEY
+from tqpinn.train.config import config_from_dict
+
+RESULT_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "n_params", "steps", "wall_seconds")
+
+
+def reproduce(
+    out: Path,
+    budget: str = "quick",
+    problems: Sequence[str] = PROBLEMS,
+    variants: Sequence[str] | None = None,
+    timing_rounds: int = 3,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Train, measure and report the ablation into ``out`` (results.json, results.md, img/).
+
+    Resumable: finished runs are reused, interrupted ones resumed (see
+    :mod:`tqpinn.reproduce.runner`). Returns the content of results.json.
+    """
+    validate_names([budget], BUDGETS, "budget")
+    problems = validate_names(list(problems), PROBLEMS, "problems")
+    keys = validate_names(
+        list(variants or [v.key for v in VARIANTS]), list(VARIANTS_BY_KEY), "variants"
+    )
+    chosen = [v for v in VARIANTS if v.key in keys]
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {
+        "budget": budget,
+        "tqpinn": __version__,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "problems": {},
+    }
+    for name in problems:
+        rec = recipe(budget, name)
+        log(f"{name}: {rec.title}")
+        configs = {v.key: config_from_dict(v.config(rec.base, rec.tt)) for v in chosen}
+        rows: dict[str, Any] = {}
+        for v in chosen:
+            run_dir = out / "runs" / name / v.key
+            summary = train_or_reuse(configs[v.key], run_dir, log)
+            rows[v.key] = {
+                "label": v.label,
+                **{k: summary.get(k) for k in RESULT_KEYS},
+                "saved_bytes": memory_of(configs[v.key], run_dir),
+                "history": error_history(run_dir),
+                "config": configs[v.key].to_dict(),
+            }
+        timing = step_times(configs, out / "runs" / name / "timing.json", timing_rounds, log)
+        for key, row in rows.items():
+            row["step_seconds"] = timing["seconds"][key]
+        results["problems"][name] = {
+            "title": rec.title,
+            "variants": rows,
+            "timing": {k: timing[k] for k in ("rounds", "threads", "loadavg_start", "loadavg_end")},
+        }
+    results["loadavg_end"] = os.getloadavg()
+    results["elapsed_seconds"] = time.perf_counter() - t0
+    write_report(results, out)
+    return results
