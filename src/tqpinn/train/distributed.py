@@ -21,6 +21,7 @@ arithmetic with none of those constraints; for PINN-sized models it is one small
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from tqpinn.train.loss import pinn_loss
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """What ``torchrun`` sets for every worker."""
+_GROUPS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,13 @@ def data_parallel(device: str = "cpu") -> Iterator[Shard]:
             raise UserError("--device cuda requested but no CUDA device is available")
         torch.cuda.set_device(_env_int("LOCAL_RANK"))
         backend = "nccl"
-    dist.init_process_group(backend)
+    store, rank, world = next(dist.rendezvous("env://"))
+    # The launcher's store outlives a process group: each group of the launch gets its own
+    # keys, or a later group could read an earlier one's (closed) addresses and fail.
+    store = dist.PrefixStore(f"tqpinn_group_{next(_GROUPS)}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     try:
         yield Shard(dist.get_rank(), dist.get_world_size())
-        # Rank 0 finishes last (evaluation, plots); a rank that tore its connections down
-        # earlier would break a process group created next in the same processes.
-        dist.barrier()
     finally:
         dist.destroy_process_group()
 

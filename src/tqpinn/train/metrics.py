@@ -39,4 +39,7 @@ class MetricsLog:
     def read(path: Path) -> list[dict[str, Any]]:
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        if not text.endswith("\n"):  # the last write of a killed process may be cut short
+            text = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
