@@ -62,7 +62,7 @@ class Autodiff(Estimator):
         # graph is kept only when the caller records one.
         keep_graph = torch.is_grad_enabled()
         with torch.enable_grad():
-            copies = min(self.directions_per_pass, n_space) if LAP in needs else 1
+            copies = max(1, min(self.directions_per_pass, n_space)) if LAP in needs else 1
             xs = x.detach().expand(copies, n, dims).clone().requires_grad_(True)
             u = scalar_output(net(xs.reshape(copies * n, dims)), copies * n)
             grad_all = torch.autograd.grad(u.sum(), xs, create_graph=True)[0]  # (c, N, D)
