@@ -27,6 +27,7 @@ from tqpinn.train.checkpoint import (
 from tqpinn.train.config import Config, config_from_dict
 from tqpinn.train.distributed import SINGLE_PROCESS, Shard, check_shares, shard_loss, sum_over_ranks
 from tqpinn.train.guard import DivergenceGuard, nonfinite
+from tqpinn.train.limits import check_fits
 from tqpinn.train.loss import predict
 from tqpinn.train.metrics import MetricsLog, error_metrics
 from tqpinn.train.progress import Progress
@@ -66,6 +67,7 @@ def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
+    check_fits(config, dev, rows_share=1 / shard.world)
     torch.manual_seed(config.seed)
     problem = build_problem(config)
     conditions = resolve_conditions(config, problem)

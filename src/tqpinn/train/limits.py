@@ -1,0 +1,87 @@
+"""Refuse a run that cannot fit in memory, before anything is allocated.
+
+A lower bound on the memory of one training process, in bytes (D input columns, P parameters,
+N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
+
+    16·P                     parameters, gradients and Adam's two moments, FP32
+  + Σ_c R_c · W · s          hidden activations kept for backward: R_c = 2K·N_c rows for
+                             Stein (x ± δ), N_c for autodiff; s = 4 B, or the stored width of
+                             the fwd.input format when activations are stored packed
+  + Σ_c N_c · K · D · 4      Stein perturbations z, kept for the derivative contraction
+  + T · D · 4                the fixed test set of T points
+
+Every term is a tensor that must exist at the step's peak, so a run whose bound exceeds the
+memory of the device is refused with the key that dominates. Measured peaks are 2-6 times the
+bound (benchmarks/bench_memory.py, docs/scaling.md): passing this check does not promise a fit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from tqpinn.errors import UserError
+from tqpinn.quant.spec import resolve_quant
+from tqpinn.train.build import build_model, build_problem, resolve_conditions
+from tqpinn.train.config import Config
+
+
+@dataclass(frozen=True)
+class MemoryTerm:
+    """One term of the bound: bytes, and the config keys that set it."""
+
+    bytes: float
+    keys: str
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory of ``device``: the GPU's, or the machine's physical RAM."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_terms(config: Config, rows_share: float = 1.0) -> list[MemoryTerm]:
+    """The terms of the lower bound (module docstring) for one process holding ``rows_share``
+    of every batch. The model is built on the meta device: exact sizes, no storage."""
+    problem = build_problem(config)
+    conditions = resolve_conditions(config, problem)
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in build_model(config, problem).parameters())
+    dims = problem.input_dim
+    spec = resolve_quant(config.quant)
+    stored = 4.0
+    if spec is not None and spec.store_activations and spec.fwd_input.fmt is not None:
+        stored = spec.fwd_input.fmt.bits / 8
+    stein = config.estimator.name == "stein"
+    pairs = config.estimator.pairs if stein else 0
+    points = sum(c.points for c in conditions) * rows_share
+    rows = points * (2 * pairs if stein else 1)
+    widths = config.model.widths
+    test_points = config.train.eval_points or problem.test_size
+    dim_key = f"problem.options.dim (input columns {dims})"
+    model = f"model.widths={widths} with {dim_key}: {n_params:.3g} parameters"
+    largest = max(conditions, key=lambda c: c.points).name
+    per_step = f"train.points.{largest}" + (" x estimator.pairs" if stein else "")
+    return [
+        MemoryTerm(16.0 * n_params, model),
+        MemoryTerm(rows * sum(widths) * stored, f"{per_step} x model.widths: {rows:.3g} rows"),
+        MemoryTerm(points * pairs * dims * 4.0, f"{per_step} x {dim_key}"),
+        MemoryTerm(test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"),
+    ]
+
+
+def check_fits(config: Config, device: torch.device, rows_share: float = 1.0) -> None:
+    """UserError naming the dominant keys when the lower bound exceeds the device memory."""
+    terms = memory_terms(config, rows_share)
+    need = sum(t.bytes for t in terms)
+    have = device_memory(device)
+    if need > have:
+        top = max(terms, key=lambda t: t.bytes)
+        raise UserError(
+            f"this run needs at least {need / 2**30:.3g} GiB per process but the {device.type} "
+            f"device has {have / 2**30:.3g} GiB; the largest part, {top.bytes / 2**30:.3g} GiB, "
+            f"comes from {top.keys} (limits: docs/scaling.md)"
+        )
