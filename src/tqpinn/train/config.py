@@ -6,23 +6,29 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    ValidationError,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tqpinn.errors import UserError
 from tqpinn.quant.spec import resolve_quant
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+# Numbers: a YAML boolean (true/yes/on) is not a count or a rate, though pydantic would read
+# it as 1; NaN and ±Inf are rejected for every float (allow_inf_nan below).
+NotBool = BeforeValidator(_not_bool)
+PositiveInt = Annotated[int, NotBool, Field(gt=0)]
+NonNegativeInt = Annotated[int, NotBool, Field(ge=0)]
+PositiveFloat = Annotated[float, NotBool, Field(gt=0)]
+NonNegativeFloat = Annotated[float, NotBool, Field(ge=0)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ProblemConfig(Strict):
@@ -94,13 +100,13 @@ class TrainConfig(Strict):
     on_nonfinite: Literal["stop", "skip", "rollback"] = "stop"
     """A NaN/Inf loss or gradient: stop (the last checkpoint is kept), skip the update, or roll
     back to the last checkpoint and multiply the learning rate by ``rollback_lr_factor``."""
-    rollback_lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    rollback_lr_factor: Annotated[float, NotBool, Field(gt=0, lt=1)] = 0.5
     nonfinite_patience: PositiveInt = 10
     """Non-finite steps in a row that skip/rollback tolerate before the run stops."""
 
 
 class Config(Strict):
-    seed: int = 0
+    seed: Annotated[int, NotBool, Field(ge=0, lt=2**63)] = 0
     problem: ProblemConfig = Field(default_factory=ProblemConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     estimator: EstimatorConfig = Field(default_factory=AutodiffConfig)
