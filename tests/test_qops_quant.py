@@ -180,3 +180,18 @@ def test_double_backward_through_quantized_layers(preset):
     loss = net(x).square().mean()
     (gw_plain,) = torch.autograd.grad(loss, net.layers[0].weight)
     torch.testing.assert_close(gw_graph, gw_plain, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", QUANT_PRESETS)
+def test_second_backward_with_retained_graph_reads_the_same_values(preset):
+    """The first backward reads the packed operands directly, a second one (retain_graph)
+    loads them through the saved-tensor hooks: the same grid values in the same layouts, so
+    the same FP32 products and sums: bit-identical gradients."""
+    x = torch.randn(64, 48, requires_grad=True)
+    w = torch.randn(16, 48, requires_grad=True)
+    y = gemm(x, w, PRESETS[preset])
+    dy = torch.randn_like(y)
+    first = torch.autograd.grad(y, (x, w), dy, retain_graph=True)
+    second = torch.autograd.grad(y, (x, w), dy)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.quant import store
+from tqpinn.quant import fastpath, store
 from tqpinn.quant.spec import Operand, QuantSpec
 
 
@@ -142,9 +142,17 @@ def _wgrad_spec(spec: QuantSpec) -> QuantSpec:
     return spec.with_roles(fwd_input=spec.wgrad_grad_output, fwd_weight=spec.wgrad_input)
 
 
-def _product(a: torch.Tensor, b: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """a (M, K) · b (N, K)ᵀ of quantized values in FP32 arithmetic."""
-    return a @ b.T
+def _product(a: store.GemmOperand, b: store.GemmOperand, spec: QuantSpec) -> torch.Tensor:
+    """a (M, K) · b (N, K)ᵀ of quantized operands, FP32 accumulation.
+
+    With ``spec.fast`` and integer block operands of at most 8 bits, the exact bfloat16 kernel:
+    the same products, FP32 sums in another order (tqpinn.quant.fastpath).
+    """
+    if spec.fast:
+        a_bf16, b_bf16 = store.bf16_operand(a), store.bf16_operand(b)
+        if a_bf16 is not None and b_bf16 is not None:
+            return fastpath.gemm_bf16(a_bf16, b_bf16)
+    return store.values(a) @ store.values(b).T
 
 
 class _QuantGemm(torch.autograd.Function):
@@ -162,11 +170,16 @@ class _QuantGemm(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, a: torch.Tensor, b: torch.Tensor, spec: QuantSpec, phase: str
+        ctx: Any,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        spec: QuantSpec,
+        phase: str,
+        kept: dict[str, Any] | None = None,
     ) -> torch.Tensor:
         gen = spec.generator
-        a_q = store.quantized_values(a, spec.fwd_input, False, gen)
-        b_q = store.quantized_values(b, spec.fwd_weight, False, gen)
+        a_q = store.operand(a, spec.fwd_input, False, gen)
+        b_q = store.operand(b, spec.fwd_weight, False, gen)
         _emit_quant(
             phase, a_q.shape[0], b_q.shape[0], a_q.shape[1], spec.fwd_input, spec.fwd_weight
         )
@@ -175,40 +188,66 @@ class _QuantGemm(torch.autograd.Function):
         ctx.save_for_backward(a if need_b else None, b if need_a else None)
         ctx.a_shape = a.shape
         ctx.spec = spec
+        ctx.kept = kept  # filled with the stored operands once this returns
         return _product(a_q, b_q, spec).reshape(*a.shape[:-1], b.shape[0])
 
     @staticmethod
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         spec: QuantSpec = ctx.spec
-        a_kept, b_m = ctx.saved_tensors  # on the grids of wgrad.input / dgrad.weight
-        a_m = None if a_kept is None else store.as_matrix(a_kept)
         g_m = store.as_matrix(grad_y)
         need_a, need_b = ctx.needs_input_grad[:2]
         grad_a = grad_b = None
         if torch.is_grad_enabled():  # create_graph: the backward products get a graph too
+            a_kept, b_m = ctx.saved_tensors  # on the grids of wgrad.input / dgrad.weight
+            a_m = None if a_kept is None else store.as_matrix(a_kept)
             if need_a:
                 grad_a = quantized_gemm(g_m, b_m.T, _dgrad_spec(spec), "dgrad")
             if need_b:
                 grad_b = quantized_gemm(g_m.T, a_m.T, _wgrad_spec(spec), "wgrad")
         else:
+            a_t, b_t = _kept_transposed(ctx)
             gen = spec.generator
             dg_op, wg_op = spec.dgrad_grad_output, spec.wgrad_grad_output
             m, n, k = g_m.shape[0], g_m.shape[1], ctx.a_shape[-1]
             g_dgrad = None
             if need_a:
-                g_dgrad = store.quantized_values(grad_y, dg_op, False, gen)
+                g_dgrad = store.grid_values(grad_y, dg_op, False, gen)
                 _emit_quant("dgrad", m, k, n, dg_op, spec.dgrad_weight)
-                grad_a = _product(g_dgrad, b_m.T, spec)
+                grad_a = _product(g_dgrad, b_t, spec)
             if need_b:
-                if g_dgrad is not None and _keep(dg_op, wg_op).transposed is False:
-                    g_wgrad = g_dgrad.T  # square blocks: Q(dYᵀ) = Q(dY)ᵀ, quantized once
+                if g_dgrad is not None and not _keep(dg_op, wg_op).transposed:
+                    g_wgrad = store.transpose(g_dgrad)  # square: Q(dYᵀ) = Q(dY)ᵀ, quantized once
                 else:
-                    g_wgrad = store.quantized_values(grad_y, wg_op, True, gen)
+                    g_wgrad = store.grid_values(grad_y, wg_op, True, gen)
                 _emit_quant("wgrad", n, k, m, wg_op, spec.wgrad_input)
-                grad_b = _product(g_wgrad, a_m.T, spec)
+                grad_b = _product(g_wgrad, a_t, spec)
         if grad_a is not None:
             grad_a = grad_a.reshape(ctx.a_shape)
-        return grad_a, grad_b, None, None
+        return grad_a, grad_b, None, None, None
+
+
+def _kept_transposed(ctx: Any) -> tuple[store.GemmOperand | None, store.GemmOperand | None]:
+    """Aᵀ and Bᵀ as their backward products' operands: straight from the packed objects the
+    saved-tensor hooks stored (no dequantization pass), or, if those were already consumed
+    (a second backward with retain_graph), from the saved tensors, loaded on their grids."""
+    kept, ctx.kept = ctx.kept, None
+    if kept is not None and len(kept) == sum(ctx.needs_input_grad[:2]):
+        return (
+            store.transposed_operand(kept["a"]) if "a" in kept else None,
+            store.transposed_operand(kept["b"]) if "b" in kept else None,
+        )
+    spec: QuantSpec = ctx.spec
+    a, b = ctx.saved_tensors
+    ops = (spec.wgrad_input, spec.dgrad_weight)
+    return tuple(
+        None if t is None else _on_grid(store.as_matrix(t).T, op)
+        for t, op in zip((a, b), ops, strict=True)
+    )
+
+
+def _on_grid(values: torch.Tensor, op: Operand) -> store.GemmOperand:
+    """A loaded saved operand: already on op's grid (or FP32)."""
+    return values if op.fmt is None else store.OnGrid(values, op.fmt)
 
 
 def quantized_gemm(
@@ -223,5 +262,5 @@ def quantized_gemm(
     """
     keep_x = _keep(spec.fwd_input, spec.wgrad_input)
     keep_w = _keep(spec.fwd_weight, spec.dgrad_weight)
-    with store.gemm_storage(x, w, keep_x, keep_w, spec.generator):
-        return _QuantGemm.apply(x, w, spec, phase)
+    with store.gemm_storage(x, w, keep_x, keep_w, spec.generator) as kept:
+        return _QuantGemm.apply(x, w, spec, phase, kept)

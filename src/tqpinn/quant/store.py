@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tqpinn.formats import PackedTensor, pack, unpack
+from tqpinn.formats import BlockFormat, PackedTensor, pack, quantize, unpack
+from tqpinn.quant import fastpath
 from tqpinn.quant.spec import Operand
 
 CACHE_SIZE = 4
@@ -43,6 +44,7 @@ def packed(
     """pack(as_matrix(src)ᵀ if transposed else as_matrix(src)), cached by the identity of src.
 
     A hit needs the same live tensor object at the same version (no in-place change since).
+    Uses the compiled kernel where it applies (same result as :func:`tqpinn.formats.pack`).
     """
     key = (id(src), transposed, op)
     hit = _cache.get(key)
@@ -50,21 +52,81 @@ def packed(
         _cache.move_to_end(key)
         return hit[2]
     m = as_matrix(src.detach())
-    p = pack(m.T if transposed else m, op.fmt, op.rounding, generator)
+    if fastpath.can_quantize(m, op.fmt, op.rounding):
+        p = fastpath.quantize_matrix(m, op.fmt, transposed)[0]
+    else:
+        p = pack(m.T if transposed else m, op.fmt, op.rounding, generator)
     _cache[key] = (weakref.ref(src, lambda _: _cache.pop(key, None)), src._version, p)
     if len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return p
 
 
-def quantized_values(
+@dataclass(frozen=True)
+class OnGrid:
+    """A float matrix whose values lie on ``fmt``'s grid (a loaded saved operand)."""
+
+    values: torch.Tensor
+    fmt: BlockFormat
+
+
+GemmOperand = PackedTensor | OnGrid | torch.Tensor
+"""One side of a product: packed, float values on a grid, or plain FP32."""
+
+
+def operand(
     src: torch.Tensor, op: Operand, transposed: bool, generator: torch.Generator | None
-) -> torch.Tensor:
-    """The matrix of src (transposed if asked) on op's grid, as floats; FP32 passes through."""
+) -> GemmOperand:
+    """src as a product operand: its matrix (transposed if asked) quantized by op."""
     if op.fmt is None:
         m = as_matrix(src)
         return m.T if transposed else m
-    return unpack(packed(src, op, transposed, generator))
+    return packed(src, op, transposed, generator)
+
+
+def values(x: GemmOperand) -> torch.Tensor:
+    """The float values of an operand."""
+    if isinstance(x, PackedTensor):
+        return fastpath.unpack_matrix(x)[0] if fastpath.can_unpack(x) else unpack(x)
+    return x.values if isinstance(x, OnGrid) else x
+
+
+def grid_values(
+    src: torch.Tensor, op: Operand, transposed: bool, generator: torch.Generator | None
+) -> GemmOperand:
+    """src's matrix (transposed if asked) on op's grid, as float values (not packed, not
+    cached): for operands that are used once and never stored, such as gradients."""
+    m = as_matrix(src.detach())
+    if op.fmt is None:
+        return m.T if transposed else m
+    if fastpath.can_quantize(m, op.fmt, op.rounding):
+        return OnGrid(fastpath.quantize_matrix(m, op.fmt, transposed, False, True)[1], op.fmt)
+    return OnGrid(quantize(m.T if transposed else m, op.fmt, op.rounding, generator), op.fmt)
+
+
+def transpose(x: GemmOperand) -> GemmOperand:
+    """The transpose of an operand whose format is square (values are unchanged)."""
+    if isinstance(x, PackedTensor):
+        return x.transpose()
+    if isinstance(x, OnGrid):
+        if not x.fmt.square:
+            raise ValueError(f"format {x.fmt.name} is not square: re-quantize instead")
+        return OnGrid(x.values.T, x.fmt)
+    return x.T
+
+
+def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
+    """x as exact bfloat16 values for the fast kernel: FP32 integer block operands of at most
+    8 bits; None otherwise or when the kernel is unavailable."""
+    if isinstance(x, PackedTensor):
+        if x.fmt.bits > 8 or not fastpath.can_unpack(x):
+            return None
+        return fastpath.unpack_matrix(x, values=False, bf16=True)[1]
+    if not isinstance(x, OnGrid) or x.values.dtype != torch.float32:
+        return None
+    if x.fmt.element != "int" or x.fmt.bits > 8 or not fastpath.available():
+        return None
+    return x.values.to(torch.bfloat16)  # round to nearest: exact for ≤ 8 significant bits
 
 
 def clear_cache() -> None:
@@ -81,7 +143,7 @@ class Stored:
     shape: torch.Size
 
     def load(self) -> torch.Tensor:
-        m = unpack(self.data)
+        m = values(self.data)
         return (m.T if self.transposed else m).reshape(self.shape)
 
 
@@ -135,19 +197,32 @@ class Keep:
 @contextlib.contextmanager
 def gemm_storage(
     a: torch.Tensor, b: torch.Tensor, keep_a: Keep, keep_b: Keep, generator: torch.Generator | None
-) -> Iterator[None]:
+) -> Iterator[dict[str, Stored | torch.Tensor]]:
     """Saved-tensor storage for one GEMM A·Bᵀ: A and B, saved by the GEMM's autograd Function,
-    are stored as ``keep_a`` / ``keep_b`` say (packed, through the shared cache)."""
+    are stored as ``keep_a`` / ``keep_b`` say (packed, through the shared cache).
+
+    Yields a dict that receives what was stored under "a" and "b" (the same objects the saved
+    variables hold), so that a first-order backward can read the packed operands directly.
+    """
+    kept: dict[str, Stored | torch.Tensor] = {}
 
     def save(t: torch.Tensor) -> Stored | torch.Tensor:
-        for src, keep in ((a, keep_a), (b, keep_b)):
+        for name, src, keep in (("a", a, keep_a), ("b", b, keep_b)):
             if t is src:
-                return _store(t, keep.op, keep.transposed, generator)
+                kept[name] = _store(t, keep.op, keep.transposed, generator)
+                return kept[name]
         record(t)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(save, _load):
-        yield
+        yield kept
+
+
+def transposed_operand(item: Stored | torch.Tensor) -> GemmOperand:
+    """The transpose of a stored matrix, as a product operand, without unpacking it."""
+    if isinstance(item, torch.Tensor):
+        return as_matrix(item).T
+    return item.data if item.transposed else item.data.transpose()
 
 
 def _is_parameter(t: torch.Tensor) -> bool:

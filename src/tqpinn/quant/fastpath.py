@@ -1,0 +1,203 @@
+"""The exact fast path: packing in one pass and bfloat16 GEMMs with FP32 accumulation.
+
+Arithmetic semantics (docs/quantization.md): an INT8 block value m·2^e (|m| ≤ 127) is exact in
+bfloat16 and the product of two bfloat16 values is exact in FP32, so the bf16 GEMM computes
+exactly the products the fake-quant reference computes and differs from it only in the order of
+its FP32 additions (and in flushing subnormal inputs and outputs to zero, as VDPBF16PS does).
+Products with a wider operand (INT12 gradients) stay FP32 GEMMs on grid values: their products
+(at most 12 + 8 significant bits) are exact in FP32 as well.
+
+The kernels are C (kernels.c beside this file), compiled on first use with the system C compiler
+into a per-user cache and called through ctypes; without a compiler, x86-64 Linux and AVX512-BF16
+the library uses the PyTorch reference implementation instead (:func:`available` says which).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from tqpinn.formats import BlockFormat, PackedTensor
+
+SOURCE = Path(__file__).with_name("kernels.c")
+CFLAGS = [
+    "-O3",
+    "-fPIC",
+    "-shared",
+    "-fopenmp",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512bf16",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+]
+ENV_DISABLE = "TQPINN_NO_FAST"
+"""Set to 1 to force the PyTorch reference implementation (tests of the fallback use it)."""
+
+_i64, _ptr, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return platform.machine() == "x86_64" and " avx512_bf16" in flags
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TQPINN_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return Path(root) / "tqpinn" if root else Path.home() / ".cache" / "tqpinn"
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    if not _cpu_has_bf16():
+        return None
+    source = SOURCE.read_bytes()
+    tag = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    lib_path = _cache_dir() / f"tqpinn_kernels_{tag}.so"
+    if not lib_path.exists():
+        lib_path.parent.mkdir(parents=True, exist_ok=True)
+        compiler = os.environ.get("CC", "cc")
+        with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
+            out = Path(tmp) / lib_path.name
+            try:
+                subprocess.run(
+                    [compiler, *CFLAGS, str(SOURCE), "-o", str(out), "-lm"],
+                    check=True,
+                    capture_output=True,
+                )
+            except (OSError, subprocess.CalledProcessError):
+                return None
+            out.replace(lib_path)  # atomic: concurrent processes never see a partial file
+    lib = ctypes.CDLL(str(lib_path))
+    lib.tq_quantize.argtypes = [_ptr, _i64, _i64, _i64, _int, _int, _int, ctypes.c_float,
+                                _ptr, _ptr, _int, _ptr, _ptr]  # fmt: skip
+    lib.tq_unpack.argtypes = [_ptr, _int, _ptr, _i64, _i64, _int, _int, _ptr, _ptr]
+    lib.tq_gemm.argtypes = [_i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64]
+    lib.tq_set_threads.argtypes = [_int]
+    for fn in (lib.tq_quantize, lib.tq_unpack, lib.tq_gemm, lib.tq_set_threads):
+        fn.restype = None
+    return lib
+
+
+def available() -> bool:
+    """True when the compiled kernels can run here (and TQPINN_NO_FAST is not set)."""
+    return os.environ.get(ENV_DISABLE, "") in ("", "0") and _library() is not None
+
+
+def _lib() -> ctypes.CDLL:
+    lib = _library()
+    lib.tq_set_threads(torch.get_num_threads())
+    return lib
+
+
+def _addr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def can_quantize(m: torch.Tensor, fmt: BlockFormat, rounding: str) -> bool:
+    """Whether :func:`quantize_matrix` handles this matrix, format and rounding."""
+    return (
+        m.dtype == torch.float32
+        and m.device.type == "cpu"
+        and m.dim() == 2
+        and m.numel() > 0
+        and fmt.element == "int"
+        and fmt.block is not None
+        and rounding == "nearest_even"
+        and available()
+    )
+
+
+def quantize_matrix(
+    m: torch.Tensor,
+    fmt: BlockFormat,
+    transposed: bool = False,
+    packed: bool = True,
+    values: bool = False,
+    bf16: bool = False,
+) -> tuple[PackedTensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Quantize mᵀ (if transposed) or m, FP32 (R, C), nearest-even, in one pass; returns the
+    packed form, the FP32 grid values and the bfloat16 values (≤ 8-bit elements), each if asked.
+
+    A transposed quantization runs in m's own layout with the transposed block shape and
+    returns transposed views, so nothing is copied.
+    """
+    if transposed:
+        p, v, b = quantize_matrix(m, fmt.transposed(), False, packed, values, bf16)
+        p = None if p is None else PackedTensor(p.elements.T, p.exponents.T, fmt, p.dtype)
+        return p, None if v is None else v.T, None if b is None else b.T
+    if m.stride(1) != 1 or m.stride(0) < m.shape[1]:
+        m = m.contiguous()
+    rows, cols = m.shape
+    pr, pc = min(fmt.block[0], rows), min(fmt.block[1], cols)
+    small = fmt.bits <= 8
+    exps = torch.empty(-(-rows // pr), -(-cols // pc), dtype=torch.int8)
+    elements = torch.empty(rows, cols, dtype=torch.int8 if small else torch.int16)
+    out_v = torch.empty(rows, cols) if values else None
+    out_b = torch.empty(rows, cols, dtype=torch.bfloat16) if bf16 and small else None
+    _lib().tq_quantize(m.data_ptr(), rows, cols, m.stride(0), pr, pc, fmt.emax, fmt.max_element,
+                       exps.data_ptr(), _addr(elements if packed else None), 1 if small else 2,
+                       _addr(out_v), _addr(out_b))  # fmt: skip
+    p = PackedTensor(elements, exps, fmt, m.dtype) if packed else None
+    return p, out_v, out_b
+
+
+def _physical(p: PackedTensor) -> tuple[PackedTensor, bool]:
+    """A row-contiguous packed matrix with p's values, and whether p is its transpose."""
+    e = p.elements
+    if e.is_contiguous() and p.exponents.is_contiguous():
+        return p, False
+    if e.T.is_contiguous() and p.exponents.T.is_contiguous():
+        return PackedTensor(e.T, p.exponents.T, p.fmt.transposed(), p.dtype), True
+    return PackedTensor(e.contiguous(), p.exponents.contiguous(), p.fmt, p.dtype), False
+
+
+def can_unpack(p: PackedTensor) -> bool:
+    return (
+        p.dtype == torch.float32
+        and p.fmt.element == "int"
+        and p.fmt.block is not None
+        and p.elements.dim() == 2
+        and p.elements.numel() > 0
+        and available()
+    )
+
+
+def unpack_matrix(
+    p: PackedTensor, values: bool = True, bf16: bool = False
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(FP32 values, bfloat16 values) of a packed matrix, each only if asked (bfloat16 only for
+    elements of at most 8 bits, where it is exact)."""
+    q, transposed = _physical(p)
+    rows, cols = q.elements.shape
+    pr, pc = min(q.fmt.block[0], rows), min(q.fmt.block[1], cols)
+    out_v = torch.empty(rows, cols) if values else None
+    out_b = torch.empty(rows, cols, dtype=torch.bfloat16) if bf16 and q.fmt.bits <= 8 else None
+    _lib().tq_unpack(q.elements.data_ptr(), q.elements.element_size(), q.exponents.data_ptr(),
+                     rows, cols, pr, pc, _addr(out_v), _addr(out_b))  # fmt: skip
+    if transposed:
+        return tuple(None if t is None else t.T for t in (out_v, out_b))
+    return out_v, out_b
+
+
+def gemm_bf16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a (M, K) · b (N, K)ᵀ -> FP32 (M, N) for bfloat16 a and b of any strides: exact
+    products, FP32 sums."""
+    m, k = a.shape
+    n = b.shape[0]
+    out = torch.empty(m, n)
+    _lib().tq_gemm(m, n, k, a.data_ptr(), *a.stride(), b.data_ptr(), *b.stride(),
+                   out.data_ptr(), out.stride(0))  # fmt: skip
+    return out

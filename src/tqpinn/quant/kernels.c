@@ -1,0 +1,273 @@
+/* Exact block-format kernels for tqpinn.quant.fastpath (compiled on first use, called via ctypes).
+ *
+ * tq_quantize: FP32 matrix -> any of: integer elements + 8-bit block exponents (packed), FP32
+ *              values on the grid (fake-quant), bfloat16 values (exact for up to 8-bit
+ *              elements), in one pass; tqpinn.formats semantics, integer elements, round half
+ *              to even.
+ * tq_unpack:   elements + exponents -> FP32 values and/or bfloat16 values (up to 8 bits).
+ * tq_gemm:     C (M x N, FP32) = A (M x K) * B (N x K)^T from bfloat16 operands with AVX512-BF16
+ *              dot products: every product of two bfloat16 values is exact in FP32 and the sums
+ *              are FP32 additions rounded to nearest even (VDPBF16PS, which also flushes
+ *              subnormal inputs and outputs to zero).
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_EXP (-126)
+#define MAX_EXP 127
+#define NAN_EXP (-128)
+
+static inline float pow2(int e) { /* normal range only */
+    uint32_t u = (uint32_t)(e + 127) << 23;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t bf16_bits(float f) { /* exact when f has at most 8 significant bits */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16);
+}
+
+/* x: R x C row-major (row stride ldx); blocks pr x pc from (0, 0). Outputs, each R x C
+ * contiguous and each optional (NULL): elements (int8 if ebytes is 1, else int16), values
+ * (FP32), bf16. exps (ceil(R/pr) x ceil(C/pc), int8) is always written. */
+void tq_quantize(const float *x, int64_t R, int64_t C, int64_t ldx, int pr, int pc, int emax,
+                 float limit, int8_t *exps, void *elements, int ebytes, float *values,
+                 uint16_t *bf16) {
+    int64_t nbr = (R + pr - 1) / pr, nbc = (C + pc - 1) / pc;
+#pragma omp parallel
+    {
+        float *colmax = malloc(sizeof(float) * C);
+        int8_t *colbad = malloc(C);
+        float *inv = malloc(sizeof(float) * C);
+        float *scale = malloc(sizeof(float) * C);
+        float *v = malloc(sizeof(float) * C);
+#pragma omp for schedule(static)
+        for (int64_t br = 0; br < nbr; br++) {
+            int64_t r0 = br * pr, r1 = r0 + pr < R ? r0 + pr : R;
+            for (int64_t j = 0; j < C; j++) {
+                colmax[j] = 0.0f;
+                colbad[j] = 0;
+            }
+            for (int64_t i = r0; i < r1; i++) {
+                const float *row = x + i * ldx;
+                for (int64_t j = 0; j < C; j++) {
+                    float a = fabsf(row[j]);
+                    colbad[j] |= !(a <= 3.4028234663852886e38f); /* NaN or Inf */
+                    colmax[j] = a > colmax[j] ? a : colmax[j];
+                }
+            }
+            for (int64_t bc = 0; bc < nbc; bc++) {
+                int64_t c0 = bc * pc, c1 = c0 + pc < C ? c0 + pc : C;
+                float amax = 0.0f;
+                int bad = 0;
+                for (int64_t j = c0; j < c1; j++) {
+                    amax = colmax[j] > amax ? colmax[j] : amax;
+                    bad |= colbad[j];
+                }
+                int e = MIN_EXP;
+                if (bad) {
+                    e = NAN_EXP;
+                } else if (amax > 0.0f) {
+                    int fe;
+                    frexpf(amax, &fe); /* amax = f 2^fe, f in [0.5, 1): floor(log2) = fe - 1 */
+                    e = fe - 1 - emax;
+                    e = e < MIN_EXP ? MIN_EXP : (e > MAX_EXP ? MAX_EXP : e);
+                }
+                exps[br * nbc + bc] = (int8_t)e;
+                /* 1/scale = 2^-e is exact (subnormal only for e = 127, when |x| >= 2^127);
+                 * a non-finite block gets inv 0 (finite elements -> 0) and scale NaN. */
+                float s_inv = bad ? 0.0f : ldexpf(1.0f, -e), s = bad ? NAN : pow2(e);
+                for (int64_t j = c0; j < c1; j++) {
+                    inv[j] = s_inv;
+                    scale[j] = s;
+                }
+            }
+            for (int64_t i = r0; i < r1; i++) {
+                const float *row = x + i * ldx;
+                for (int64_t j = 0; j < C; j++) {
+                    float m = nearbyintf(row[j] * inv[j]);
+                    m = m > limit ? limit : (m < -limit ? -limit : m);
+                    v[j] = m == m ? m : 0.0f;
+                }
+                if (elements && ebytes == 1) {
+                    int8_t *out = (int8_t *)elements + i * C;
+                    for (int64_t j = 0; j < C; j++) out[j] = (int8_t)v[j];
+                } else if (elements) {
+                    int16_t *out = (int16_t *)elements + i * C;
+                    for (int64_t j = 0; j < C; j++) out[j] = (int16_t)v[j];
+                }
+                if (values) {
+                    float *out = values + i * C;
+                    for (int64_t j = 0; j < C; j++) out[j] = v[j] * scale[j]; /* exact */
+                }
+                if (bf16) {
+                    uint16_t *out = bf16 + i * C;
+                    for (int64_t j = 0; j < C; j++) out[j] = bf16_bits(v[j] * scale[j]);
+                }
+            }
+        }
+        free(colmax);
+        free(colbad);
+        free(inv);
+        free(scale);
+        free(v);
+    }
+}
+
+/* elements (R x C, int8 or int16, contiguous), exps as in tq_quantize. Outputs (each optional):
+ * values (FP32), bf16 (only for elements of at most 8 significant bits), R x C contiguous. */
+void tq_unpack(const void *elements, int ebytes, const int8_t *exps, int64_t R, int64_t C, int pr,
+               int pc, float *values, uint16_t *bf16) {
+    int64_t nbr = (R + pr - 1) / pr, nbc = (C + pc - 1) / pc;
+#pragma omp parallel
+    {
+        float *scale = malloc(sizeof(float) * C);
+        float *v = malloc(sizeof(float) * C);
+#pragma omp for schedule(static)
+        for (int64_t br = 0; br < nbr; br++) {
+            const int8_t *erow = exps + br * nbc;
+            for (int64_t bc = 0; bc < nbc; bc++) {
+                float s = erow[bc] == NAN_EXP ? NAN : pow2(erow[bc]);
+                int64_t c1 = (bc + 1) * pc < C ? (bc + 1) * pc : C;
+                for (int64_t j = bc * pc; j < c1; j++) scale[j] = s;
+            }
+            int64_t r1 = (br + 1) * pr < R ? (br + 1) * pr : R;
+            for (int64_t i = br * pr; i < r1; i++) {
+                if (ebytes == 1) {
+                    const int8_t *m = (const int8_t *)elements + i * C;
+                    for (int64_t j = 0; j < C; j++) v[j] = (float)m[j] * scale[j]; /* exact */
+                } else {
+                    const int16_t *m = (const int16_t *)elements + i * C;
+                    for (int64_t j = 0; j < C; j++) v[j] = (float)m[j] * scale[j];
+                }
+                if (values) memcpy(values + i * C, v, sizeof(float) * C);
+                if (bf16) {
+                    uint16_t *out = bf16 + i * C;
+                    for (int64_t j = 0; j < C; j++) out[j] = bf16_bits(v[j]);
+                }
+            }
+        }
+        free(scale);
+        free(v);
+    }
+}
+
+#define MR 12
+#define NR 32  /* two vectors of 16 FP32 lanes */
+#define KC 384 /* pairs per K block: A tile 18 KiB, a B panel block 48 KiB */
+
+/* Pack all pairs of B (N x K, strides bsn, bsk) into panels of NR columns: dst[panel][p][NR],
+ * each uint32 the pair (b_2p, b_2p+1). Called inside a parallel region. */
+static void pack_b(const uint16_t *b, int64_t N, int64_t K, int64_t bsn, int64_t bsk, int64_t P,
+                   uint32_t *dst) {
+    int64_t npanel = (N + NR - 1) / NR;
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t q = 0; q < npanel; q++) {
+        for (int64_t p0 = 0; p0 < P; p0 += KC) {
+            int64_t p1 = p0 + KC < P ? p0 + KC : P;
+            for (int64_t p = p0; p < p1; p++) {
+                int64_t k = 2 * p;
+                uint32_t *d = dst + (q * P + p) * NR;
+                for (int64_t c = 0; c < NR; c++) {
+                    int64_t n = q * NR + c;
+                    uint32_t x0 = 0, x1 = 0;
+                    if (n < N) {
+                        x0 = b[n * bsn + k * bsk];
+                        if (k + 1 < K) x1 = b[n * bsn + (k + 1) * bsk];
+                    }
+                    d[c] = x0 | (x1 << 16);
+                }
+            }
+        }
+    }
+}
+
+/* Pack MR rows [m0, m0 + MR) of A (strides asm_, ask) for pairs [p0, p0 + np): dst[p][MR].
+ * Pairs outer, rows inner: a transposed A (rows contiguous) is then read sequentially. */
+static void pack_a(const uint16_t *a, int64_t M, int64_t K, int64_t asm_, int64_t ask, int64_t m0,
+                   int64_t p0, int64_t np, uint32_t *dst) {
+    for (int64_t p = 0; p < np; p++) {
+        int64_t k = 2 * (p0 + p);
+        for (int64_t r = 0; r < MR; r++) {
+            int64_t m = m0 + r;
+            uint32_t x0 = 0, x1 = 0;
+            if (m < M) {
+                x0 = a[m * asm_ + k * ask];
+                if (k + 1 < K) x1 = a[m * asm_ + (k + 1) * ask];
+            }
+            dst[p * MR + r] = x0 | (x1 << 16);
+        }
+    }
+}
+
+static void micro(const uint32_t *a, const uint32_t *b, int64_t np, float *c, int64_t ldc,
+                  int64_t rows, int64_t cols, int load) {
+    __m512 acc[MR][2];
+    __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? 0xFFFF : (cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0);
+    for (int r = 0; r < MR; r++) {
+        if (load && r < rows) {
+            acc[r][0] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+            acc[r][1] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+        } else {
+            acc[r][0] = _mm512_setzero_ps();
+            acc[r][1] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t p = 0; p < np; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * NR);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * NR + 16);
+        const uint32_t *ap = a + p * MR;
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);
+    }
+}
+
+/* C (M x N, row stride ldc) = A B^T for bfloat16 A (M x K, strides asm_, ask) and B (N x K,
+ * strides bsn, bsk). One parallel region, one barrier (after packing B): a thread owns a
+ * contiguous range of row tiles and walks the K blocks over them, so no further
+ * synchronisation is needed (spinning barriers are costly on an oversubscribed machine). */
+void tq_gemm(int64_t M, int64_t N, int64_t K, const uint16_t *a, int64_t asm_, int64_t ask,
+             const uint16_t *b, int64_t bsn, int64_t bsk, float *c, int64_t ldc) {
+    int64_t P = (K + 1) / 2;
+    int64_t npanel = (N + NR - 1) / NR, ntile = (M + MR - 1) / MR;
+    uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * npanel * NR * ((P + 15) / 16 * 16));
+#pragma omp parallel
+    {
+        pack_b(b, N, K, bsn, bsk, P, bp);
+        uint32_t *ap = aligned_alloc(64, sizeof(uint32_t) * MR * KC);
+        int nth = omp_get_num_threads(), me = omp_get_thread_num();
+        int64_t t0 = ntile * me / nth, t1 = ntile * (me + 1) / nth;
+        for (int64_t p0 = 0; p0 < P; p0 += KC) {
+            int64_t np = P - p0 < KC ? P - p0 : KC;
+            for (int64_t t = t0; t < t1; t++) {
+                int64_t m0 = t * MR, rows = M - m0 < MR ? M - m0 : MR;
+                pack_a(a, M, K, asm_, ask, m0, p0, np, ap);
+                for (int64_t q = 0; q < npanel; q++) {
+                    int64_t n0 = q * NR, cols = N - n0 < NR ? N - n0 : NR;
+                    micro(ap, bp + (q * P + p0) * NR, np, c + m0 * ldc + n0, ldc, rows, cols,
+                          p0 > 0);
+                }
+            }
+        }
+        free(ap);
+    }
+    free(bp);
+}
+
+void tq_set_threads(int n) { omp_set_num_threads(n); }
