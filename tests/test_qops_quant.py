@@ -9,7 +9,7 @@ import torch
 from tqpinn.formats import SMX_INT8, SMX_INT12, quantize
 from tqpinn.nn import MLP
 from tqpinn.qops import _QuantGemm, gemm, observe_gemms
-from tqpinn.quant import PRESETS, ROLES, Operand, QuantSpec
+from tqpinn.quant import PRESETS, ROLES, Operand, QuantSpec, fastpath
 from tqpinn.quant.model import apply_quant
 
 QUANT_PRESETS = sorted(n for n, s in PRESETS.items() if s is not None)
@@ -29,8 +29,11 @@ def q(x: torch.Tensor, op: Operand) -> torch.Tensor:
     return x if op.fmt is None else quantize(x, op.fmt)
 
 
+@pytest.mark.parametrize("kernels", ["compiled", "torch"])
 @pytest.mark.parametrize("preset", QUANT_PRESETS)
-def test_three_products_match_their_definitions(preset):
+def test_three_products_match_their_definitions(preset, kernels, monkeypatch):
+    if kernels == "torch":  # the PyTorch reference path, as on a machine without the kernels
+        monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
     spec = PRESETS[preset]
     x = torch.randn(3, 40, 48, requires_grad=True)  # batched input, flattened to M = 120 rows
     w = torch.randn(24, 48, requires_grad=True)
