@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from tqpinn.errors import UserError
+from tqpinn.pdes.base import Problem
 from tqpinn.quant.spec import resolve_quant
 from tqpinn.train.build import build_model, build_problem, resolve_conditions
 from tqpinn.train.config import Config
@@ -45,11 +46,21 @@ def device_memory(device: torch.device) -> int:
 
 def memory_terms(config: Config, rows_share: float = 1.0) -> list[MemoryTerm]:
     """The terms of the lower bound (module docstring) for one process holding ``rows_share``
-    of every batch. The model is built on the meta device: exact sizes, no storage."""
+    of every batch: the model's first, then the data's."""
     problem = build_problem(config)
-    conditions = resolve_conditions(config, problem)
+    return [_model_term(config, problem), *_data_terms(config, problem, rows_share)]
+
+
+def _model_term(config: Config, problem: Problem) -> MemoryTerm:
+    """Parameters and Adam state; the model is built on the meta device (exact, no storage)."""
     with torch.device("meta"):
         n_params = sum(p.numel() for p in build_model(config, problem).parameters())
+    keys = f"model.widths={config.model.widths} with {_dim_key(problem)}"
+    return MemoryTerm(16.0 * n_params, f"{keys}: {n_params:.3g} parameters")
+
+
+def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[MemoryTerm]:
+    conditions = resolve_conditions(config, problem)
     dims = problem.input_dim
     spec = resolve_quant(config.quant)
     stored = 4.0
@@ -59,25 +70,37 @@ def memory_terms(config: Config, rows_share: float = 1.0) -> list[MemoryTerm]:
     pairs = config.estimator.pairs if stein else 0
     points = sum(c.points for c in conditions) * rows_share
     rows = points * (2 * pairs if stein else 1)
-    widths = config.model.widths
     test_points = config.train.eval_points or problem.test_size
-    dim_key = f"problem.options.dim (input columns {dims})"
-    model = f"model.widths={widths} with {dim_key}: {n_params:.3g} parameters"
     largest = max(conditions, key=lambda c: c.points).name
     per_step = f"train.points.{largest}" + (" x estimator.pairs" if stein else "")
+    dim_key = _dim_key(problem)
     return [
-        MemoryTerm(16.0 * n_params, model),
-        MemoryTerm(rows * sum(widths) * stored, f"{per_step} x model.widths: {rows:.3g} rows"),
+        MemoryTerm(
+            rows * sum(config.model.widths) * stored,
+            f"{per_step} x model.widths={config.model.widths}: {rows:.3g} rows",
+        ),
         MemoryTerm(points * pairs * dims * 4.0, f"{per_step} x {dim_key}"),
         MemoryTerm(test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"),
     ]
 
 
+def _dim_key(problem: Problem) -> str:
+    return f"problem.options.dim (input columns {problem.input_dim})"
+
+
 def check_fits(config: Config, device: torch.device, rows_share: float = 1.0) -> None:
     """UserError naming the dominant keys when the lower bound exceeds the device memory."""
-    terms = memory_terms(config, rows_share)
-    need = sum(t.bytes for t in terms)
+    problem = build_problem(config)
     have = device_memory(device)
+    data = _data_terms(config, problem, rows_share)
+    # The data terms first: they grow with every width and input size, so a model too large
+    # to describe even on the meta device (over 2^63 elements) is refused before it is built.
+    _refuse_above(data, have, device)
+    _refuse_above([_model_term(config, problem), *data], have, device)
+
+
+def _refuse_above(terms: list[MemoryTerm], have: int, device: torch.device) -> None:
+    need = sum(t.bytes for t in terms)
     if need > have:
         top = max(terms, key=lambda t: t.bytes)
         raise UserError(
