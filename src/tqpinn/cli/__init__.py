@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from tqpinn.cli.bench_quant import bench_quant_command
 from tqpinn.cli.bench_tt import bench_tt_command
 from tqpinn.cli.common import exit_on_user_error
 from tqpinn.cli.hw import hw_command
@@ -22,6 +23,7 @@ app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("problems")(problems_command)
 bench_app.command("tt")(bench_tt_command)
+bench_app.command("quant")(bench_quant_command)
 app.command("hw")(hw_command)
 app.command("reproduce")(reproduce_command)
 

@@ -1,0 +1,149 @@
+"""Training-step time and saved-for-backward bytes of fp32, mx_int8 and smx_paper.
+
+Each config is built once per preset (same seed, same weights) and the presets' steps are timed
+in one interleaved loop, so that load from other processes hits them alike; results are ratios
+to the FP32 step measured in the same loop, with the load average before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tqpinn.qops import gemm, observe_gemms
+from tqpinn.quant import fastpath
+from tqpinn.quant.memory import saved_bytes
+from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
+from tqpinn.train.loss import pinn_loss
+from tqpinn.train.trainer import build_run, sample_batch, train_step
+
+PRESETS = ("fp32", "mx_int8", "smx_paper")
+SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx"}
+CONFIGS = {
+    "poisson2d_se": "configs/poisson2d_fp32_se.yaml",
+    "heat100d_se": "configs/heat100d_fp32_se.yaml",
+}
+"""The Poisson-2D and Heat-100D Stein recipes (PAPER_NOTES.md §7); ``quant`` is overridden."""
+
+
+def _runs(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
+    data = read_yaml(path)
+    return {
+        p: build_run(config_from_dict(apply_overrides(data, [*overrides, f"quant={p}"])))
+        for p in PRESETS
+    }
+
+
+def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
+    runs = _runs(path, overrides)
+    memory = {
+        p: saved_bytes(lambda r=r: train_step(r, 0), r.net).as_dict() for p, r in runs.items()
+    }
+    times: dict[str, list[float]] = {p: [] for p in PRESETS}
+    for step in range(1, repeats + 1):
+        for p, run in runs.items():
+            start = time.perf_counter()
+            train_step(run, step)
+            times[p].append(time.perf_counter() - start)
+    median = {p: statistics.median(t) for p, t in times.items()}
+    total = {p: m["total"] for p, m in memory.items()}
+    first = runs["fp32"]
+    return {
+        "config": str(path),
+        "rows_per_step": _rows_per_step(first),
+        **{f"{SHORT[p]}_step_s": median[p] for p in PRESETS},
+        "smx_over_fp32": median["smx_paper"] / median["fp32"],
+        "mx_over_fp32": median["mx_int8"] / median["fp32"],
+        "step_s": times,
+        "saved_bytes": memory,
+        "saved_ratio": {
+            "smx_over_fp32": total["smx_paper"] / total["fp32"],
+            "smx_over_mx": total["smx_paper"] / total["mx_int8"],
+            "mx_over_fp32": total["mx_int8"] / total["fp32"],
+        },
+    }
+
+
+def _rows_per_step(run: Any) -> int:
+    """Network rows of one step's forward (all conditions), counted by the GEMM trace."""
+    first: list[int] = []
+
+    def record(event: Any) -> None:
+        if event.phase == "forward" and event.k == run.problem.input_dim:
+            first.append(event.m)
+
+    with torch.no_grad(), observe_gemms(record):
+        pinn_loss(run.problem, run.net, run.estimator, run.conditions, sample_batch(run), None)
+    return sum(first)
+
+
+def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Forward+backward of one FP32 GEMM: plain matmul vs qops.gemm unobserved (the same
+    matmul) vs qops.gemm observed (the traced autograd Function), interleaved."""
+    x = torch.randn(rows, width, requires_grad=True)
+    w = torch.randn(width, width, requires_grad=True)
+
+    def plain() -> None:
+        (x @ w.T).sum().backward()
+
+    def unobserved() -> None:
+        gemm(x, w).sum().backward()
+
+    def observed() -> None:
+        with observe_gemms(lambda e: None):
+            gemm(x, w).sum().backward()
+
+    variants = {"plain": plain, "qops": unobserved, "qops_observed": observed}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats + 1):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    return {
+        "rows": rows,
+        "width": width,
+        **{f"{k}_s": v for k, v in med.items()},
+        "qops_over_plain": med["qops"] / med["plain"],
+        "observed_over_plain": med["qops_observed"] / med["plain"],
+    }
+
+
+def bench_quant(
+    configs: dict[str, str] | None = None,
+    overrides: Sequence[str] = (),
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
+    the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
+    configs = CONFIGS if configs is None else configs
+    load_before = os.getloadavg()
+    results = {
+        name: _bench_config(Path(path), overrides, repeats) for name, path in configs.items()
+    }
+    headline = next(iter(results.values()))
+    return {
+        **{k: headline[k] for k in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32")},
+        "saved_bytes": {p: headline["saved_bytes"][p]["total"] for p in PRESETS},
+        "configs": results,
+        "fp32_function_overhead": fp32_overhead(),
+        "settings": {
+            "presets": list(PRESETS),
+            "overrides": list(overrides),
+            "repeats": repeats,
+            "fast_path": fastpath.available(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+    }
