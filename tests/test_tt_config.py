@@ -41,12 +41,20 @@ def test_paper_hjb_tt_model_has_142x_fewer_parameters():
     assert n_dense / n_tt > 100
 
 
-@pytest.mark.parametrize("name", ["hjb20d_fp32_se_tt.yaml", "hjb20d_fp32_se.yaml"])
-def test_shipped_hjb_configs_build(name, pytestconfig):
+SHIPPED = {
+    "hjb20d_fp32_se.yaml": 274433,
+    "hjb20d_fp32_se_tt.yaml": 1929,
+    "hjb20d_smx_se_tt.yaml": 1929,
+    # 2·256 + 256, 2 x (cores 64 + 256 + 256 + 64 + bias 256), 256 + 1
+    "poisson2d_smx_se_tt.yaml": 768 + 2 * 896 + 257,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_configs_build(name, pytestconfig):
     config = load_config(pytestconfig.rootpath / "configs" / name)
     net = build_model(config, get_problem(config.problem.name, **config.problem.options))
-    n = sum(p.numel() for p in net.parameters())
-    assert n == (1929 if config.model.tt is not None else 274433)
+    assert sum(p.numel() for p in net.parameters()) == SHIPPED[name]
 
 
 @pytest.mark.parametrize(

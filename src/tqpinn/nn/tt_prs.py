@@ -3,9 +3,8 @@
 For one TT layer (fixed cores), the same input and the same output gradient, every plan is run
 in FP32 and under a quantization spec; the relative errors ‖q − f‖/‖f‖ of the output, the input
 gradient and the core gradients (all cores flattened together) measure what the plan's
-quantization points cost. A dense layer holding the exact reconstructed weight, quantized the
-same way (one GEMM on the data path, no quantized merges), is the floor every plan is compared
-with.
+quantization points cost. With FP32 merges, "reconstruct" is the floor: one quantized GEMM of
+the quantized input and the quantized exact weight.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.nn.layer import GemmLayer, set_quant
-from tqpinn.nn.linear import Linear
+from tqpinn.nn.layer import set_quant
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt_plans import make_plan
 
@@ -68,16 +66,15 @@ def _inputs(case: LayerCase, rows: int, gen: torch.Generator) -> torch.Tensor:
     return torch.tanh(pre) if case.inputs == "tanh" else torch.sin(pre)
 
 
-def _run(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> dict[str, torch.Tensor]:
+def _run(layer: TTLinear, x: torch.Tensor, grad_y: torch.Tensor) -> dict[str, torch.Tensor]:
     layer.zero_grad(set_to_none=True)
     x = x.detach().clone().requires_grad_()
     y = layer(x)
     y.backward(grad_y)
-    weights = layer.cores if isinstance(layer, TTLinear) else [layer.weight]
     return {
         "output": y.detach(),
         "grad_input": x.grad,
-        "grad_weight": torch.cat([p.grad.flatten() for p in weights]),
+        "grad_cores": torch.cat([p.grad.flatten() for p in layer.cores]),
     }
 
 
@@ -86,29 +83,19 @@ def _rel(q: torch.Tensor, f: torch.Tensor) -> float:
 
 
 def layer_errors(
-    case: LayerCase, spec: object, rows: int = 4096, seeds: int = 3
+    case: LayerCase, spec: object, rows: int = 4096, seeds: int = 3, merge: str = "fp32"
 ) -> list[dict[str, Any]]:
-    """Relative errors (quantized vs FP32) per plan and seed, plus the dense-weight floor."""
+    """Relative errors (quantized vs FP32) per plan and seed; ``merge``: precision of the plans'
+    core merges (see :mod:`tqpinn.nn.tt_plans`)."""
     out = []
     for seed in range(seeds):
         torch.manual_seed(seed)
-        tt = TTLinear(case.in_features, case.out_features, case.ranks, case.shapes, case.n_cores)
-        dense = Linear(case.in_features, case.out_features)
-        with torch.no_grad():
-            dense.weight.copy_(tt.dense_weight())
-            dense.bias.copy_(tt.bias)
+        layer = TTLinear(case.in_features, case.out_features, case.ranks, case.shapes, case.n_cores)
         gen = torch.Generator().manual_seed(1000 + seed)
         x = _inputs(case, rows, gen)
         grad_y = torch.randn(rows, case.out_features, generator=gen)
-        variants: list[tuple[str, GemmLayer, int]] = [("dense_weight", dense, 1)]
-        for plan, groups in all_plans(tt.shape.n_cores):
-            layer = TTLinear(
-                case.in_features, case.out_features, case.ranks, case.shapes, case.n_cores
-            )
-            layer.load_state_dict(tt.state_dict())
-            layer.plan = make_plan(plan, tt.shape.n_cores, groups)
-            variants.append((layer.plan.label, layer, len(layer.plan.groups)))
-        for label, layer, depth in variants:
+        for plan, groups in all_plans(layer.shape.n_cores):
+            layer.plan = make_plan(plan, layer.shape.n_cores, groups, merge)
             set_quant(layer, None)
             ref = _run(layer, x, grad_y)
             set_quant(layer, spec)
@@ -116,8 +103,8 @@ def layer_errors(
             out.append(
                 {
                     "case": case.name,
-                    "plan": label,
-                    "data_path_depth": depth,
+                    "plan": layer.plan.label,
+                    "data_path_depth": len(layer.plan.groups),
                     "seed": seed,
                     **{f"rel_err_{k}": _rel(quant[k], ref[k]) for k in ref},
                 }
