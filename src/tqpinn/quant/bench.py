@@ -121,6 +121,7 @@ def bench_quant(
     configs: dict[str, str] | None = None,
     overrides: Sequence[str] = (),
     repeats: int = 3,
+    overhead_rows: int = 20_000,
 ) -> dict[str, Any]:
     """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
@@ -134,7 +135,7 @@ def bench_quant(
         **{k: headline[k] for k in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32")},
         "saved_bytes": {p: headline["saved_bytes"][p]["total"] for p in PRESETS},
         "configs": results,
-        "fp32_function_overhead": fp32_overhead(),
+        "fp32_function_overhead": fp32_overhead(overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
             "overrides": list(overrides),

@@ -1,0 +1,51 @@
+"""``tqpinn bench quant`` on tiny configs: the JSON contract and the memory ordering it shows."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tqpinn.quant.bench import bench_quant
+
+TINY = [
+    "model.widths=[32,32]",
+    "estimator.pairs=4",
+    "train.points.interior=8",
+    "train.eval_points=64",
+]
+
+
+def test_json_keys_and_memory_ordering():
+    result = bench_quant(
+        configs={"poisson": "configs/poisson2d_fp32_se.yaml"},
+        overrides=[*TINY, "train.points.boundary=8"],
+        repeats=1,
+        overhead_rows=256,
+    )
+    for key in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32", "saved_bytes"):
+        assert key in result
+    saved = result["saved_bytes"]
+    # Packed 8.5-bit copies against FP32 ones, and MX's second copy: strictly ordered.
+    assert saved["smx_paper"] < saved["mx_int8"] < saved["fp32"]
+    assert result["settings"]["loadavg_before"] and result["configs"]["poisson"]["rows_per_step"]
+
+
+@pytest.mark.slow  # two recipes x three presets: about a minute on a loaded 2-core machine
+def test_cli_writes_the_json(tmp_path):
+    out = tmp_path / "q.json"
+    sets = [*TINY, "train.points.boundary=8"]
+    cmd = [sys.executable, "-m", "tqpinn", "bench", "quant", "--out", str(out), "--repeats", "1"]
+    for s in sets:
+        cmd += ["--set", s]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert set(data["configs"]) == {"poisson2d_se", "heat100d_se"}
+    assert "smx/mx" in done.stdout
+
+
+def test_bad_repeats_is_a_user_error(tmp_path):
+    cmd = [sys.executable, "-m", "tqpinn", "bench", "quant", "--out", str(tmp_path / "q.json")]
+    done = subprocess.run([*cmd, "--repeats", "0"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--repeats" in done.stderr
