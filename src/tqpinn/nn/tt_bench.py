@@ -20,6 +20,7 @@ from tqpinn.nn.layer import GemmLayer, set_quant
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt_plans import plan_cost
+from tqpinn.quant.spec import resolve_quant
 
 # The HJB-20D hidden layer of the prior TT-PINN (PAPER_NOTES.md §5): 512 = 4·4·4·8 -> 8·4·4·4.
 DEFAULT_SHAPES = ((8, 4, 4, 4), (4, 4, 4, 8))
@@ -58,8 +59,6 @@ def bench_tt(
     Every entry: median and all times in ms, the ratio of its median to the dense FP32 median at
     the same rows, the model's FLOPs of a forward + backward, and the parameter count.
     """
-    from tqpinn.quant.spec import resolve_quant  # lazy: the quant package is optional here
-
     dev = torch.device(device)
     out_f, in_f = (int(torch.tensor(s).prod()) for s in shapes)
     specs = {name: resolve_quant(name) for name in quants}
