@@ -3,8 +3,8 @@
     pip install 'tqpinn[hw]'   # scalesim; its 3.0.0 memory model needs numpy < 2.4
     python benchmarks/scalesim_crosscheck.py --out benchmarks/results/scalesim_crosscheck.json
 
-Traces one training step of the Poisson-2D full pipeline (Stein streams, TT hidden layers with
-PRS, smx_paper) at a reduced batch (``--pairs``, ``--points``: SCALE-Sim simulates every cycle,
+Traces one training step of the Poisson-2D full pipeline (Stein with DiffQuant streams, TT
+hidden layers with PRS, smx_paper) at a reduced batch (``--pairs``, ``--points``: SCALE-Sim simulates every cycle,
 so large row counts take minutes), takes its distinct GEMM shapes in their multiplier modes,
 exports each (K shortened by the mode's packing) with PINTA's array size, runs SCALE-Sim for the
 ws, os and is dataflows, and puts its compute cycles beside three of ours per shape:
