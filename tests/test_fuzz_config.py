@@ -207,6 +207,20 @@ def missing_file(draw) -> Case:
 
 
 @st.composite
+def bad_problem_reference(draw) -> Case:
+    """ "module:Object" / "file.py:Object" that name nothing importable or no Problem."""
+    source = draw(
+        st.one_of(
+            st.sampled_from([".", "..", "a..b", "1a", "a b", "tqpinn.pdes", "x/", "x.py"]),
+            st.text(min_size=1).map(lambda t: f"no_such_{t}"),
+        )
+    )
+    attribute = draw(st.one_of(st.just("Problem"), st.text(min_size=1)))
+    name = f"{source}:{attribute}"
+    return config_case(set_key(BASE, "problem.name", name), [source, repr(source)])
+
+
+@st.composite
 def bad_block(draw) -> Case:
     role = draw(st.sampled_from(["fwd.input", "fwd.weight", "dgrad.grad_output", "wgrad.input"]))
     block = draw(
@@ -267,6 +281,7 @@ KINDS = {
     "absurd size": absurd_size(),
     "unknown key": unknown_key(),
     "missing file": missing_file(),
+    "bad problem reference": bad_problem_reference(),
     "block shape that does not fit": bad_block(),
     "TT shape that does not fit": tt_shape_that_does_not_fit(),
     "not UTF-8": not_utf8(),

@@ -37,6 +37,8 @@ def _is_path(source: str) -> bool:
 
 
 def _import_module(source: str) -> ModuleType:
+    if not all(part.isidentifier() for part in source.split(".")):
+        raise UserError(f"{source!r} is not a module name (dotted Python identifiers)")
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as err:

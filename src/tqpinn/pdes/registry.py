@@ -36,6 +36,8 @@ def get_problem(name: str, **options: Any) -> Problem:
             f"unknown problem {name!r}; choose from {sorted(PROBLEMS)} "
             "or give 'pkg.module:Object' / 'path/to/file.py:Object'"
         )
+    if inspect.isabstract(factory):
+        raise UserError(f"problem {name!r} is an abstract class; name a concrete Problem subclass")
     _check_options(name, factory, options)
     problem = factory(**options)
     if not isinstance(problem, Problem):
