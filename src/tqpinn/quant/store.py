@@ -53,7 +53,12 @@ def packed(
         return hit[2]
     m = as_matrix(src.detach())
     if fastpath.can_quantize(m, op.fmt, op.rounding):
-        p = fastpath.quantize_matrix(m, op.fmt, transposed)[0]
+        # An untransposed ≤ 8-bit pack is usually a forward operand: its bfloat16 values come
+        # out of the same pass and wait in _decoded for the GEMM.
+        want_bf16 = not transposed and op.fmt.bits <= 8
+        p, _, bf16 = fastpath.quantize_matrix(m, op.fmt, transposed, bf16=want_bf16)
+        if bf16 is not None:
+            _remember(p, "bf16", bf16)
     else:
         p = pack(m.T if transposed else m, op.fmt, op.rounding, generator)
     _cache[key] = (weakref.ref(src, lambda _: _cache.pop(key, None)), src._version, p)
@@ -84,11 +89,44 @@ def operand(
     return packed(src, op, transposed, generator)
 
 
+_decoded: OrderedDict[tuple, tuple[PackedTensor, torch.Tensor]] = OrderedDict()
+DECODED_SIZE = 2
+"""Decoded forms of packed matrices kept for a second use that follows right after: a layer's
+bfloat16 operand made while packing, or the FP32 values a weight gradient decoded and the
+activation function's backward reads next."""
+
+
+def _remember(p: PackedTensor, kind: str, t: torch.Tensor) -> None:
+    # p is held with t, so the buffer addresses in the key stay valid while the entry lives.
+    _decoded[(p.elements.data_ptr(), p.exponents.data_ptr(), kind)] = (p, t)
+    if len(_decoded) > DECODED_SIZE:
+        _decoded.popitem(last=False)
+
+
+def _recall(p: PackedTensor, kind: str) -> torch.Tensor | None:
+    """A remembered decoded form of p's buffers, in p's orientation (or None)."""
+    hit = _decoded.get((p.elements.data_ptr(), p.exponents.data_ptr(), kind))
+    if hit is None:
+        return None
+    q, t = hit
+    if q.elements.stride() == p.elements.stride() and q.shape == p.shape:
+        return t
+    if q.elements.T.stride() == p.elements.stride() and q.shape[::-1] == p.shape:
+        return t.T
+    return None
+
+
 def values(x: GemmOperand) -> torch.Tensor:
     """The float values of an operand."""
-    if isinstance(x, PackedTensor):
-        return fastpath.unpack_matrix(x)[0] if fastpath.can_unpack(x) else unpack(x)
-    return x.values if isinstance(x, OnGrid) else x
+    if not isinstance(x, PackedTensor):
+        return x.values if isinstance(x, OnGrid) else x
+    if not fastpath.can_unpack(x):
+        return unpack(x)
+    found = _recall(x, "values")
+    if found is None:
+        found = fastpath.unpack_matrix(x)[0]
+        _remember(x, "values", found)
+    return found
 
 
 def grid_values(
@@ -121,16 +159,13 @@ def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
     if isinstance(x, PackedTensor):
         if x.fmt.bits > 8 or not fastpath.can_unpack(x):
             return None
-        return fastpath.unpack_matrix(x, values=False, bf16=True)[1]
+        found = _recall(x, "bf16")
+        return found if found is not None else fastpath.unpack_matrix(x, False, True)[1]
     if not isinstance(x, OnGrid) or x.values.dtype != torch.float32:
         return None
     if x.fmt.element != "int" or x.fmt.bits > 8 or not fastpath.available():
         return None
     return x.values.to(torch.bfloat16)  # round to nearest: exact for ≤ 8 significant bits
-
-
-def clear_cache() -> None:
-    _cache.clear()
 
 
 @dataclass(frozen=True)
