@@ -206,16 +206,19 @@ def missing_file(draw) -> Case:
     return config_case(data, [f"missing_{name}.py"])
 
 
+no_colon = st.text(min_size=1).filter(lambda t: ":" not in t)  # the last ":" splits the name
+
+
 @st.composite
 def bad_problem_reference(draw) -> Case:
     """ "module:Object" / "file.py:Object" that name nothing importable or no Problem."""
     source = draw(
         st.one_of(
             st.sampled_from([".", "..", "a..b", "1a", "a b", "tqpinn.pdes", "x/", "x.py"]),
-            st.text(min_size=1).map(lambda t: f"no_such_{t}"),
+            no_colon.map(lambda t: f"no_such_{t}"),
         )
     )
-    attribute = draw(st.one_of(st.just("Problem"), st.text(min_size=1)))
+    attribute = draw(st.one_of(st.just("Problem"), no_colon))
     name = f"{source}:{attribute}"
     return config_case(set_key(BASE, "problem.name", name), [source, repr(source)])
 
