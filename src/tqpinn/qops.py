@@ -61,11 +61,6 @@ def observe_gemms(callback: Callable[[GemmEvent], None]) -> Iterator[None]:
         _OBSERVERS.remove(callback)
 
 
-def observing() -> bool:
-    """True while at least one observer is active."""
-    return bool(_OBSERVERS)
-
-
 def emit(event: GemmEvent) -> None:
     """Report ``event`` to every active observer (used by the quantized GEMM functions too)."""
     for callback in tuple(_OBSERVERS):
@@ -110,11 +105,32 @@ def gemm(x: torch.Tensor, w: torch.Tensor, spec: QuantSpec | None = None) -> tor
     ``spec`` None means FP32 (the inputs' precision): a plain matmul unless an observer is
     active, so that the unobserved FP32 path costs exactly what a matmul costs.
     """
+    _check_operands(x, w)
     if spec is not None:
         return quantized_gemm(x, w, spec)
     if not _OBSERVERS:
         return x @ w.T
     return _TracedGemm.apply(x, w, "forward")
+
+
+def _check_operands(x: object, w: object) -> None:
+    """Clear errors for operands that do not form x (..., K) @ w (N, K)ᵀ; metadata only."""
+    for name, t in (("x", x), ("w", w)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            got = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
+            raise TypeError(f"gemm: {name} must be a floating-point tensor, got {got}")
+    if w.ndim != 2:
+        raise ValueError(f"gemm: w must be a matrix (N, K), got shape {tuple(w.shape)}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"gemm: x of shape {tuple(x.shape)} does not fit w of shape {tuple(w.shape)}; "
+            f"x must be (..., {w.shape[1]})"
+        )
+    if x.dtype != w.dtype or x.device != w.device:
+        raise TypeError(
+            f"gemm: x is {x.dtype} on {x.device} but w is {w.dtype} on {w.device}; "
+            "both must have the same dtype and device"
+        )
 
 
 def _emit_quant(phase: str, m: int, n: int, k: int, a_op: Operand, b_op: Operand) -> None:

@@ -27,7 +27,6 @@ ROLES = (
     "wgrad.grad_output",
     "wgrad.input",
 )
-GRAD_ROLES = ("dgrad.grad_output", "wgrad.grad_output")
 
 
 @dataclass(frozen=True)
