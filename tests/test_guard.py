@@ -53,9 +53,9 @@ def inject(monkeypatch):
     1-based steps, by wrapping the trainer's step."""
 
     def arm(kind: str, steps: set[int]) -> None:
-        real_step, real_sample, real_sum = (
+        real_step, real_loss, real_sum = (
             trainer.train_step,
-            trainer.sample_batch,
+            trainer.shard_loss,
             trainer.sum_over_ranks,
         )
         current = {"step": 0}
@@ -64,11 +64,11 @@ def inject(monkeypatch):
             current["step"] = index + 1
             return real_step(run, index)
 
-        def sample(run):
-            batch = real_sample(run)
+        def loss(*args):
+            total, terms = real_loss(*args)
             if kind == "loss" and current["step"] in steps:
-                batch["interior"][0, 0] = math.nan
-            return batch
+                total = total * math.nan
+            return total, terms
 
         def summed(shard, values, params):
             params = list(params)
@@ -78,7 +78,7 @@ def inject(monkeypatch):
             return out
 
         monkeypatch.setattr(trainer, "train_step", step)
-        monkeypatch.setattr(trainer, "sample_batch", sample)
+        monkeypatch.setattr(trainer, "shard_loss", loss)
         monkeypatch.setattr(trainer, "sum_over_ranks", summed)
 
     return arm

@@ -192,7 +192,8 @@ def _matrix_shape(shape: tuple[int, ...], block: tuple[int, int] | None) -> tupl
 
 
 def _block_dims(shape: tuple[int, ...], block: tuple[int, int] | None) -> tuple[int, int]:
-    rows, cols = _matrix_shape(shape, block)[-2:]
+    # An empty tensor is tiled by 1-wide blocks: none of them holds an element.
+    rows, cols = (max(n, 1) for n in _matrix_shape(shape, block)[-2:])
     return (rows, cols) if block is None else (min(block[0], rows), min(block[1], cols))
 
 
@@ -241,9 +242,14 @@ def _quantize_blocks(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Blocked elements (float, in units of the scale, (..., nr, br, nc, bc)), scale exponents
     (int32, (..., nr, 1, nc, 1)) and the mask of blocks holding NaN or ±Inf."""
+    if not isinstance(fmt, BlockFormat):
+        raise TypeError(
+            f"fmt must be a BlockFormat (e.g. SMX_INT8 or get_format(name)), got {fmt!r}"
+        )
     _check_rounding(fmt, rounding, generator)
-    if not x.is_floating_point():
-        raise TypeError(f"quantize needs a floating-point tensor, got {x.dtype}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"quantize needs a floating-point tensor, got {got}")
     shape = tuple(x.shape)
     xb = _to_blocks(x.reshape(_matrix_shape(shape, fmt.block)), *_block_dims(shape, fmt.block))
     amax = xb.abs().amax(dim=(-3, -1), keepdim=True)

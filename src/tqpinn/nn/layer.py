@@ -32,6 +32,19 @@ class GemmLayer(nn.Module, ABC):
         """The same map on centre values and perturbation differences (bias on base only)."""
 
 
+def check_input(layer: nn.Module, x: object, in_features: int) -> None:
+    """A clear error for an input ``layer`` cannot take: not a floating-point tensor, or a last
+    dimension other than ``in_features``. Reads metadata only: no synchronisation."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{type(layer).__name__} needs a floating-point tensor, got {got}")
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(
+            f"{type(layer).__name__}(in_features={in_features}) got an input of shape "
+            f"{tuple(x.shape)}; its last dimension must be {in_features}"
+        )
+
+
 def set_quant(model: nn.Module, spec: QuantSpec | None) -> None:
     """Give every GEMM layer of ``model`` the quantization spec ``spec`` (None: FP32)."""
     for module in model.modules():

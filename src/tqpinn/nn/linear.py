@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from tqpinn.nn.layer import GemmLayer
+from tqpinn.nn.layer import GemmLayer, check_input
 from tqpinn.nn.streams import Streams
 from tqpinn.qops import gemm
 
@@ -26,6 +26,7 @@ class Linear(GemmLayer):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x, self.in_features)
         y = gemm(x, self.weight, self.quant)
         return y if self.bias is None else y + self.bias
 

@@ -20,6 +20,18 @@ def dense_factory(in_features: int, out_features: int, index: int) -> nn.Module:
     return Linear(in_features, out_features)
 
 
+def _check_finite(*inputs: torch.Tensor) -> None:
+    """Inputs are points: NaN or Inf there is bad data, not a divergence of training (which
+    tqpinn.train.guard handles), so it is an error. One reduction and synchronisation each."""
+    for x in inputs:
+        finite = torch.isfinite(x)
+        if not finite.all():
+            raise ValueError(
+                f"MLP input of shape {tuple(x.shape)} holds {int((~finite).sum())} NaN or Inf "
+                "values; the network's inputs must be finite"
+            )
+
+
 class MLP(nn.Module):
     """sizes[0] -> sizes[1] -> ... -> sizes[-1], activation between layers, linear output."""
 
@@ -44,6 +56,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., sizes[0]) -> (..., sizes[-1])."""
+        _check_finite(x)
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
@@ -55,6 +68,7 @@ class MLP(nn.Module):
         only, then evaluate the rest on the perturbed values and take differences at the output
         (the DiffQuant "input" ablation); None: through every layer.
         """
+        _check_finite(s.base, s.odd, s.even)
         n_streamed = len(self.layers) if stream_layers is None else stream_layers
         for i, layer in enumerate(self.layers):
             if i == n_streamed:

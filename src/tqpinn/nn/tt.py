@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tqpinn.nn.layer import GemmLayer
+from tqpinn.nn.layer import GemmLayer, check_input
 from tqpinn.nn.streams import Streams
 from tqpinn.nn.tt_init import init_cores_, target_variance
 from tqpinn.nn.tt_plans import ContractionPlan, make_plan
@@ -149,6 +149,7 @@ class TTLinear(GemmLayer):
         The activation keeps the layout (B, M_{≥b}, N_{<a}, N_g·r_b); after each GEMM the new
         output digits M_g move ahead of the previous ones, so the final layout is (B, m_1..m_d).
         """
+        check_input(self, x, self.in_features)
         lead = x.shape[:-1]
         t = x.reshape(-1, self.in_features)
         if self.shape.in_padded > self.in_features:
