@@ -100,7 +100,28 @@ def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS
 
 def sample_batch(run: Run) -> dict[str, torch.Tensor]:
     """Fresh collocation points for every condition, drawn from the run's generator."""
-    return {c.name: c.sample(c.points, run.generator).to(run.device) for c in run.conditions}
+    return {
+        c.name: _checked(run, c, c.sample(c.points, run.generator)).to(run.device)
+        for c in run.conditions
+    }
+
+
+def _checked(run: Run, cond: Condition, x: object) -> torch.Tensor:
+    """A sampler's points as the estimators need them: finite floats (points, input_dim).
+    User-defined problems plug in here, so anything else is a UserError naming the sampler."""
+    shape = (cond.points, run.problem.input_dim)
+    if not isinstance(x, torch.Tensor):
+        got = type(x).__name__
+    elif not x.is_floating_point() or tuple(x.shape) != shape:
+        got = f"{x.dtype} of shape {tuple(x.shape)}"
+    elif not bool(torch.isfinite(x).all()):
+        got = "points holding NaN or Inf"
+    else:
+        return x
+    raise UserError(
+        f"problem {run.problem.name!r}: the sampler of condition {cond.name!r} returned {got}; "
+        f"expected finite floating-point points of shape {shape}"
+    )
 
 
 def train_step(run: Run, step: int) -> dict[str, Any]:
