@@ -23,7 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tqpinn.cli import main
+from tqpinn.quant.memory import saved_bytes
 from tqpinn.train import trainer
+from tqpinn.train.config import config_from_dict
+from tqpinn.train.limits import memory_terms
 
 BASE = {
     "seed": 1,
@@ -387,3 +390,26 @@ def test_real_processes_exit_2_with_one_line(tmp_path, files, args, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
     assert not (tmp_path / "out" / "checkpoints").exists()  # nothing started
+
+
+BOUND_ESTIMATORS = {
+    "autodiff": {"name": "autodiff"},
+    "stein": {"name": "stein", "pairs": 8},
+    "stein-smoothed": {"name": "stein", "pairs": 8, "value": "smoothed"},
+    "stein-full": {"name": "stein", "pairs": 8, "diffquant": "full"},
+}
+
+
+@pytest.mark.parametrize("quant", ["fp32", "smx_paper"])
+@pytest.mark.parametrize("estimator", BOUND_ESTIMATORS.values(), ids=BOUND_ESTIMATORS.keys())
+def test_memory_bound_is_below_what_a_step_keeps(estimator, quant):
+    # The preflight refuses runs by a lower bound; it is one only if every step really keeps
+    # at least its per-step terms (activations, perturbations) for backward.
+    data = {**BASE, "estimator": estimator, "quant": quant}
+    data["model"] = {"widths": [16, 16]}
+    config = config_from_dict(data)
+    run = trainer.build_run(config)
+    terms = {t.part: t.bytes for t in memory_terms(config)}
+    kept = saved_bytes(lambda: trainer.train_step(run, 0), run.net).total
+    assert terms["activations"] + terms["perturbations"] <= kept
+    assert terms["model"] == 16 * run.n_params

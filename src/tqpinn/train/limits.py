@@ -4,10 +4,11 @@ A lower bound on the memory of one training process, in bytes (D input columns, 
 N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
 
     16·P                     parameters, gradients and Adam's two moments, FP32
-  + Σ_c R_c · W · s          hidden activations kept for backward: R_c = 2K·N_c rows for
-                             Stein (x ± δ), N_c for autodiff; s = 4 B, or the stored width of
-                             the fwd.input format when activations are stored packed
-  + Σ_c N_c · K · D · 4      Stein perturbations z, kept for the derivative contraction
+  + Σ_c R_c · W · s          hidden activations kept for backward: R_c = 2K·N_c rows where
+                             Stein evaluates x ± δ (derivatives, or a smoothed value), else
+                             N_c; s = 4 B, or the stored width of the fwd.input format when
+                             activations are stored packed
+  + Σ_c N_c · K · D · 4      Stein perturbations z of those conditions, kept for backward
   + T · D · 4                the fixed test set of T points
 
 Every term is a tensor that must exist at the step's peak, so a run whose bound exceeds the
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tqpinn.derivatives.fields import DT, GRAD, LAP, U
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Problem
 from tqpinn.quant.spec import resolve_quant
@@ -31,8 +33,9 @@ from tqpinn.train.config import Config
 
 @dataclass(frozen=True)
 class MemoryTerm:
-    """One term of the bound: bytes, and the config keys that set it."""
+    """One term of the bound: its part of memory, bytes, and the config keys that set it."""
 
+    part: str
     bytes: float
     keys: str
 
@@ -56,32 +59,46 @@ def _model_term(config: Config, problem: Problem) -> MemoryTerm:
     with torch.device("meta"):
         n_params = sum(p.numel() for p in build_model(config, problem).parameters())
     keys = f"model.widths={config.model.widths} with {_dim_key(problem)}"
-    return MemoryTerm(16.0 * n_params, f"{keys}: {n_params:.3g} parameters")
+    return MemoryTerm("model", 16.0 * n_params, f"{keys}: {n_params:.3g} parameters")
 
 
 def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[MemoryTerm]:
-    conditions = resolve_conditions(config, problem)
     dims = problem.input_dim
     spec = resolve_quant(config.quant)
     stored = 4.0
     if spec is not None and spec.store_activations and spec.fwd_input.fmt is not None:
         stored = spec.fwd_input.fmt.bits / 8
-    stein = config.estimator.name == "stein"
-    pairs = config.estimator.pairs if stein else 0
-    points = sum(c.points for c in conditions) * rows_share
-    rows = points * (2 * pairs if stein else 1)
+    rows = perturbed = 0.0  # network rows of a step; points whose pairs are drawn
+    for cond in resolve_conditions(config, problem):
+        points = cond.points * rows_share
+        if _perturbed(config, problem.network_needs(cond.needs)):
+            perturbed += points
+            rows += 2 * config.estimator.pairs * points
+        else:
+            rows += points
+    pairs = config.estimator.pairs if perturbed else 0
     test_points = config.train.eval_points or problem.test_size
-    largest = max(conditions, key=lambda c: c.points).name
-    per_step = f"train.points.{largest}" + (" x estimator.pairs" if stein else "")
+    largest = max(resolve_conditions(config, problem), key=lambda c: c.points).name
+    per_step = f"train.points.{largest}" + (" x estimator.pairs" if pairs else "")
     dim_key = _dim_key(problem)
     return [
         MemoryTerm(
+            "activations",
             rows * sum(config.model.widths) * stored,
             f"{per_step} x model.widths={config.model.widths}: {rows:.3g} rows",
         ),
-        MemoryTerm(points * pairs * dims * 4.0, f"{per_step} x {dim_key}"),
-        MemoryTerm(test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"),
+        MemoryTerm("perturbations", perturbed * pairs * dims * 4.0, f"{per_step} x {dim_key}"),
+        MemoryTerm(
+            "test set", test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"
+        ),
     ]
+
+
+def _perturbed(config: Config, needs: frozenset[str]) -> bool:
+    """Whether Stein evaluates the network at x ± δ for a condition needing ``needs``."""
+    if config.estimator.name != "stein":
+        return False
+    return bool(needs & {GRAD, LAP, DT}) or (U in needs and config.estimator.value == "smoothed")
 
 
 def _dim_key(problem: Problem) -> str:
