@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Below this many elements (or multiply-adds) a kernel runs on one thread: waking a team costs
+ * more than the work, and far more on an oversubscribed machine. */
+#define PARALLEL_MIN 65536
+
 #define MIN_EXP (-126)
 #define MAX_EXP 127
 #define NAN_EXP (-128)
@@ -41,7 +45,7 @@ void tq_quantize(const float *x, int64_t R, int64_t C, int64_t ldx, int pr, int 
                  float limit, int8_t *exps, void *elements, int ebytes, float *values,
                  uint16_t *bf16) {
     int64_t nbr = (R + pr - 1) / pr, nbc = (C + pc - 1) / pc;
-#pragma omp parallel
+#pragma omp parallel if (R * C >= PARALLEL_MIN)
     {
         float *colmax = malloc(sizeof(float) * C);
         int8_t *colbad = malloc(C);
@@ -126,7 +130,7 @@ void tq_quantize(const float *x, int64_t R, int64_t C, int64_t ldx, int pr, int 
 void tq_unpack(const void *elements, int ebytes, const int8_t *exps, int64_t R, int64_t C, int pr,
                int pc, float *values, uint16_t *bf16) {
     int64_t nbr = (R + pr - 1) / pr, nbc = (C + pc - 1) / pc;
-#pragma omp parallel
+#pragma omp parallel if (R * C >= PARALLEL_MIN)
     {
         float *scale = malloc(sizeof(float) * C);
         float *v = malloc(sizeof(float) * C);
@@ -247,7 +251,7 @@ void tq_gemm(int64_t M, int64_t N, int64_t K, const uint16_t *a, int64_t asm_, i
     int64_t P = (K + 1) / 2;
     int64_t npanel = (N + NR - 1) / NR, ntile = (M + MR - 1) / MR;
     uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * npanel * NR * ((P + 15) / 16 * 16));
-#pragma omp parallel
+#pragma omp parallel if (M * N * K >= 64 * PARALLEL_MIN)
     {
         pack_b(b, N, K, bsn, bsk, P, bp);
         uint32_t *ap = aligned_alloc(64, sizeof(uint32_t) * MR * KC);
