@@ -400,12 +400,14 @@ BOUND_ESTIMATORS = {
 }
 
 
+@pytest.mark.parametrize("dim", [2, 12])  # 12 > directions_per_pass: two Laplacian passes
 @pytest.mark.parametrize("quant", ["fp32", "smx_paper"])
 @pytest.mark.parametrize("estimator", BOUND_ESTIMATORS.values(), ids=BOUND_ESTIMATORS.keys())
-def test_memory_bound_is_below_what_a_step_keeps(estimator, quant):
+def test_memory_bound_is_below_what_a_step_keeps(estimator, quant, dim):
     # The preflight refuses runs by a lower bound; it is one only if every step really keeps
     # at least its per-step terms (activations, perturbations) for backward.
     data = {**BASE, "estimator": estimator, "quant": quant}
+    data["problem"] = {"name": "poisson", "options": {"dim": dim}}
     data["model"] = {"widths": [16, 16]}
     config = config_from_dict(data)
     run = trainer.build_run(config)

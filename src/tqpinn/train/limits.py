@@ -5,9 +5,11 @@ N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
 
     16·P                     parameters, gradients and Adam's two moments, FP32
   + Σ_c R_c · W · s          hidden activations kept for backward: R_c = 2K·N_c rows where
-                             Stein evaluates x ± δ (derivatives, or a smoothed value), else
-                             N_c; s = 4 B, or the stored width of the fwd.input format when
-                             activations are stored packed
+                             Stein evaluates x ± δ (derivatives, or a smoothed value), d·N_c
+                             for an autodiff Laplacian in d dimensions (each direction's
+                             second-order pass keeps its own graph), else N_c; s = 4 B, or
+                             the stored width of the fwd.input format when activations are
+                             stored packed
   + Σ_c N_c · K · D · 4      Stein perturbations z of those conditions, kept for backward
   + T · D · 4                the fixed test set of T points
 
@@ -71,9 +73,12 @@ def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[Mem
     rows = perturbed = 0.0  # network rows of a step; points whose pairs are drawn
     for cond in resolve_conditions(config, problem):
         points = cond.points * rows_share
-        if _perturbed(config, problem.network_needs(cond.needs)):
+        needs = problem.network_needs(cond.needs)
+        if _perturbed(config, needs):
             perturbed += points
             rows += 2 * config.estimator.pairs * points
+        elif config.estimator.name == "autodiff" and LAP in needs:
+            rows += problem.dim * points  # one second-order graph per direction
         else:
             rows += points
     pairs = config.estimator.pairs if perturbed else 0
