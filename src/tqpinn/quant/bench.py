@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from tqpinn.formats import SMX_INT8, quantize
 from tqpinn.qops import gemm, observe_gemms
 from tqpinn.quant import fastpath
 from tqpinn.quant.memory import saved_bytes
@@ -117,11 +118,43 @@ def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dic
     }
 
 
+def forward_product(rows: int = 102_400, width: int = 256, repeats: int = 3) -> dict[str, Any]:
+    """One forward product Q(x)·Q(w)ᵀ of smx_paper (x: rows x width activations, w: width x
+    width), interleaved with the FP32 matmul: through the exact bf16 kernel (quantization of x
+    included) and through the PyTorch fake-quant reference."""
+    x, w = torch.randn(rows, width).tanh(), torch.randn(width, width) / width**0.5
+    w_bf16 = quantize(w, SMX_INT8).to(torch.bfloat16)  # exact: ≤ 8 significant bits
+
+    def fast() -> None:
+        x_bf16 = fastpath.quantize_matrix(x, SMX_INT8, packed=True, bf16=True)[2]
+        fastpath.gemm_bf16(x_bf16, w_bf16)
+
+    def reference() -> None:
+        quantize(x, SMX_INT8) @ quantize(w, SMX_INT8).T
+
+    variants = {"fp32": lambda: x @ w.T, "reference": reference}
+    if fastpath.available():
+        variants["fast"] = fast
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats + 1):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    return {
+        "rows": rows,
+        "width": width,
+        **{f"{k}_s": v for k, v in med.items()},
+        **{f"{k}_over_fp32": v / med["fp32"] for k, v in med.items() if k != "fp32"},
+    }
+
+
 def bench_quant(
     configs: dict[str, str] | None = None,
     overrides: Sequence[str] = (),
     repeats: int = 3,
-    overhead_rows: int = 20_000,
+    overhead_rows: int = 20_480,
 ) -> dict[str, Any]:
     """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
@@ -136,6 +169,7 @@ def bench_quant(
         "saved_bytes": {p: headline["saved_bytes"][p]["total"] for p in PRESETS},
         "configs": results,
         "fp32_function_overhead": fp32_overhead(overhead_rows, repeats=repeats),
+        "forward_product": forward_product(rows=5 * overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
             "overrides": list(overrides),
