@@ -14,8 +14,9 @@ N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
   + T · D · 4                the fixed test set of T points
 
 Every term is a tensor that must exist at the step's peak, so a run whose bound exceeds the
-memory of the device is refused with the key that dominates. Measured peaks are 2-6 times the
-bound (benchmarks/bench_memory.py, docs/scaling.md): passing this check does not promise a fit.
+memory of the device is refused with the key that dominates. What a step really adds is larger
+(benchmarks/bench_memory.py, docs/scaling.md): 1.7-2.2 times the per-step terms for Stein,
+6-9 times for autodiff once they dominate; passing this check does not promise a fit.
 """
 
 from __future__ import annotations
