@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,9 @@ from tqpinn.errors import UserError
 from tqpinn.reproduce import BUDGETS, PROBLEMS, RECIPES, VARIANTS, Recipe, reproduce
 from tqpinn.reproduce.runner import train_or_reuse
 from tqpinn.train.checkpoint import list_checkpoints
-from tqpinn.train.config import config_from_dict
+from tqpinn.train.config import config_from_dict, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 TINY_VARIANTS = ["fp32_se_dense", "smx_se_naive", "full_pipeline"]
 
@@ -123,3 +126,12 @@ def test_cli_user_error_is_one_line_and_exit_code_2(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown budget ['x']" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_paper_full_pipeline_is_the_committed_config(problem):
+    # configs/<problem>_smx_se_tt.yaml is what the paper budget trains as its full pipeline.
+    rec = RECIPES["paper"][problem]
+    full = next(v for v in VARIANTS if v.key == "full_pipeline")
+    committed = load_config(CONFIGS / f"{problem}_smx_se_tt.yaml")
+    assert config_from_dict(full.config(rec.base, rec.tt)) == committed

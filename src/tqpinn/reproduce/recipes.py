@@ -73,6 +73,10 @@ HJB_TT_PAPER = {
     "groups": 2,
 }
 
+# Poisson and Heat: the two hidden 256x256 layers, 256 = 8·8·4 x 4·8·8 (the automatic factors),
+# rank 4, Xavier variance; PRS merges the three cores into groups of 2 + 1.
+TT_HIDDEN_PAPER = {"layers": [1, 2], "ranks": 4, "init": "xavier", "groups": 2}
+
 RECIPES: dict[str, dict[str, Recipe]] = {
     "paper": {
         "poisson2d": Recipe(
@@ -80,7 +84,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
             _config(
                 POISSON, [256] * 3, "tanh", 512, 1000, POISSON_POINTS, POISSON_WEIGHTS, 100, 20_000
             ),
-            {"layers": [1, 2], "ranks": 4, "groups": 2},
+            TT_HIDDEN_PAPER,
         ),
         "hjb20d": Recipe(
             "HJB 20-D",
@@ -90,7 +94,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "heat100d": Recipe(
             "Heat 100-D",
             _config(HEAT, [256] * 3, "tanh", 1024, 1000, HEAT_POINTS, HEAT_WEIGHTS, 100, 10_000),
-            {"layers": [1, 2], "ranks": 4, "groups": 2},
+            TT_HIDDEN_PAPER,
         ),
     },
     "quick": {
