@@ -135,3 +135,10 @@ def test_paper_full_pipeline_is_the_committed_config(problem):
     full = next(v for v in VARIANTS if v.key == "full_pipeline")
     committed = load_config(CONFIGS / f"{problem}_smx_se_tt.yaml")
     assert config_from_dict(full.config(rec.base, rec.tt)) == committed
+
+
+def test_make_run_trains_the_quick_poisson_full_pipeline():
+    rec = RECIPES["quick"]["poisson2d"]
+    full = next(v for v in VARIANTS if v.key == "full_pipeline")
+    committed = load_config(CONFIGS / "default.yaml")
+    assert config_from_dict(full.config(rec.base, rec.tt)) == committed
