@@ -30,7 +30,7 @@ from tqpinn.train.trainer import train
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PLANS = {  # label -> overrides of model.tt
     "sequential": ["model.tt.plan=sequential", "model.tt.groups=null"],
-    "partial[2+2]": ["model.tt.plan=partial", "model.tt.groups=2"],
+    "PRS (2 groups)": ["model.tt.plan=partial", "model.tt.groups=2"],
     "reconstruct": ["model.tt.plan=reconstruct", "model.tt.groups=null"],
 }
 TRAIN_PROBLEMS = {"poisson2d": "poisson2d_smx_se_tt.yaml", "hjb20d": "hjb20d_smx_se_tt.yaml"}
@@ -77,7 +77,9 @@ def train_part(steps: int, pairs: int, out_root: Path) -> list[dict[str, Any]]:
         runs["sequential (fp32)"] = [*budget, *TRAIN_PLANS["sequential"], "quant=fp32"]
         for label, overrides in runs.items():
             config = load_config(ROOT / "configs" / config_name, overrides)
-            out_dir = out_root / f"{problem}_{label.replace('[', '_').replace(']', '')}"
+            out_dir = out_root / f"{problem}_{label.split()[0].lower()}"
+            if label.endswith("(fp32)"):
+                out_dir = out_dir.with_name(out_dir.name + "_fp32")
             summary = train(config, out_dir)
             results.append(
                 {
@@ -85,6 +87,7 @@ def train_part(steps: int, pairs: int, out_root: Path) -> list[dict[str, Any]]:
                     "plan": label,
                     "config": config_name,
                     "overrides": overrides,
+                    "model_tt": config.model.tt.model_dump(mode="json"),
                     **{k: summary[k] for k in ("rel_l2", "rel_l1", "wall_seconds", "n_params")},
                 }
             )
