@@ -66,7 +66,7 @@ def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=120)
     for row in rows.values():
         if row["history"]:
             steps, errors = zip(*row["history"], strict=True)
@@ -75,7 +75,7 @@ def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
     ax.set_ylabel("relative L2 error")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
