@@ -36,5 +36,5 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
 def test_loading_refuses_pickled_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"obj": object()}, path)  # arbitrary objects need unpickling of code
-    with pytest.raises(UserError, match="evil.pt"):
+    with pytest.raises(UserError, match=r"evil\.pt"):
         load_checkpoint(path)

@@ -46,7 +46,7 @@ def test_train_then_eval(tmp_path):
         "train.eval_points=100",
         "train.checkpoint_every=2",
     ]
-    result = tqpinn("train", "--out", str(run), *sum((["--set", s] for s in sets), []))
+    result = tqpinn("train", "--out", str(run), *[arg for s in sets for arg in ("--set", s)])
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "metrics.json").read_text())
     result = tqpinn("eval", str(run))

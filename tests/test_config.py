@@ -80,6 +80,6 @@ def test_round_trip_through_dict():
     [("smx_papr", "unknown quant preset 'smx_papr'"), ({"bogus_role": 1}, "quant: unknown keys")],
 )
 def test_bad_quant_names_the_key(quant, fragment):
-    with pytest.raises(UserError, match="^quant") as info:
+    with pytest.raises(UserError, match=r"^quant") as info:
         config_from_dict({"quant": quant})
     assert fragment in str(info.value)

@@ -97,7 +97,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch, est
 
 def test_resume_refuses_a_different_config(tmp_path):
     trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
-    with pytest.raises(UserError, match="different config.*train.lr"):
+    with pytest.raises(UserError, match=r"different config.*train\.lr"):
         trainer.train(tiny_config("autodiff", lr=0.5), tmp_path, resume=True, progress_bar=False)
 
 
