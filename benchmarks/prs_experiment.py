@@ -140,7 +140,7 @@ def plot(summary: list[dict[str, Any]], training: list[dict[str, Any]], path: Pa
         ax.set_yscale("log")
         ax.set_ylabel("test rel. L2")
         ax.set_title("training per plan (smx_paper unless marked)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
