@@ -85,3 +85,19 @@ def test_fast_and_reference_products_agree_within_two_accumulation_bounds(preset
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
     assert not fastpath.available()
+
+
+def test_tensors_off_the_cpu_never_reach_the_kernels():
+    """The C kernels read host memory: operands on another device (here "meta", standing in for
+    CUDA) take the PyTorch path instead of handing the kernel a device pointer."""
+    from tqpinn.formats import PackedTensor
+    from tqpinn.quant.store import OnGrid, bf16_operand
+
+    fmt = FORMATS["smx_int8"]
+    elements = torch.zeros(8, 8, dtype=torch.int8, device="meta")
+    packed = PackedTensor(elements, torch.zeros(2, 2, dtype=torch.int8, device="meta"), fmt,
+                          torch.float32)  # fmt: skip
+    assert not fastpath.can_quantize(torch.zeros(8, 8, device="meta"), fmt, "nearest_even")
+    assert not fastpath.can_unpack(packed)
+    assert bf16_operand(packed) is None
+    assert bf16_operand(OnGrid(torch.zeros(8, 8, device="meta"), fmt)) is None

@@ -167,6 +167,7 @@ def _physical(p: PackedTensor) -> tuple[PackedTensor, bool]:
 def can_unpack(p: PackedTensor) -> bool:
     return (
         p.dtype == torch.float32
+        and p.elements.device.type == "cpu"
         and p.fmt.element == "int"
         and p.fmt.block is not None
         and p.elements.dim() == 2

@@ -154,14 +154,18 @@ def transpose(x: GemmOperand) -> GemmOperand:
 
 
 def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
-    """x as exact bfloat16 values for the fast kernel: FP32 integer block operands of at most
-    8 bits; None otherwise or when the kernel is unavailable."""
+    """x as exact bfloat16 values for the fast (CPU) kernel: FP32 integer block operands of at
+    most 8 bits on the CPU; None otherwise or when the kernel is unavailable."""
     if isinstance(x, PackedTensor):
         if x.fmt.bits > 8 or not fastpath.can_unpack(x):
             return None
         found = _recall(x, "bf16")
         return found if found is not None else fastpath.unpack_matrix(x, False, True)[1]
-    if not isinstance(x, OnGrid) or x.values.dtype != torch.float32:
+    if (
+        not isinstance(x, OnGrid)
+        or x.values.dtype != torch.float32
+        or x.values.device.type != "cpu"
+    ):
         return None
     if x.fmt.element != "int" or x.fmt.bits > 8 or not fastpath.available():
         return None

@@ -1,0 +1,190 @@
+"""Training on a CUDA device: a smoke run of each pipeline, CPU/CUDA agreement, step times of
+the quantization presets, and the Poisson-2D prior recipes to their targets; writes JSON.
+
+    python benchmarks/bench_cuda.py --out runs/bench_cuda.json [--recipe-steps 1000]
+
+(``--device cpu`` runs the same sections on the CPU: a dry run of the script itself.)
+
+Every section is independent: a failure is recorded (with its traceback) and the next section
+runs. The JSON is rewritten after each section, so a run cut short keeps what it finished.
+
+- ``smoke``: each config trains a few steps on CUDA through ``tqpinn.train.train`` (checkpoints,
+  evaluation and plots included).
+- ``agreement``: the default config (full SMX + Stein + DiffQuant + TT pipeline) and its FP32
+  twin take the same steps on CPU and on CUDA; the relative difference of the parameters.
+  The Stein directions come from the run's CPU generator on both devices, so the difference is
+  the devices' arithmetic alone (quantization can turn a last-bit difference into one step).
+- ``step_time``: median training-step time of fp32, mx_int8 and smx_paper on the Poisson-2D and
+  Heat-100D Stein recipes, and of the autodiff recipes, interleaved round by round.
+- ``recipes``: the Poisson-2D FP32 autodiff and Stein recipes, full budget, rel-L2 and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
+from tqpinn.train.trainer import build_run, train, train_step
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SMOKE = {
+    "default (smx_paper, Stein, DiffQuant full, TT + PRS)": ("default.yaml", []),
+    "poisson2d_fp32_ad": ("poisson2d_fp32_ad.yaml", []),
+    "hjb20d_fp32_ad (hard constraint)": ("hjb20d_fp32_ad.yaml", []),
+    "heat100d_fp32_se, quant=mx_int8": ("heat100d_fp32_se.yaml", ["quant=mx_int8"]),
+    "hjb20d_smx_se_tt": ("hjb20d_smx_se_tt.yaml", []),
+    "poisson2d_fp32_se, value=smoothed": (
+        "poisson2d_fp32_se.yaml",
+        ["estimator.value=smoothed", "train.eval_points=2000"],
+    ),
+}
+PRESETS = ("fp32", "mx_int8", "smx_paper")
+
+
+def config(name: str, overrides: list[str]):
+    return config_from_dict(apply_overrides(read_yaml(CONFIGS / name), overrides))
+
+
+DEVICE = "cuda"
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def smoke(steps: int) -> dict[str, Any]:
+    out = {}
+    for label, (name, overrides) in SMOKE.items():
+        extra = [
+            f"train.steps={steps}",
+            f"train.eval_every={steps}",
+            f"train.checkpoint_every={steps}",
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(
+                config(name, [*overrides, *extra]), Path(tmp), device=DEVICE, progress_bar=False
+            )
+            written = sorted(p.name for p in Path(tmp).iterdir())
+        out[label] = {
+            "rel_l2": summary.get("rel_l2"),
+            "wall_seconds": summary["wall_seconds"],
+            "outputs": written,
+        }
+    return out
+
+
+def agreement(steps: int) -> dict[str, Any]:
+    out = {}
+    for quant in ("smx_paper", "fp32"):
+        cfg = config("default.yaml", [f"quant={quant}"])
+        params = {}
+        for device in ("cpu", DEVICE):
+            run = build_run(cfg, device)
+            for step in range(steps):
+                train_step(run, step)
+            params[device] = torch.cat([p.detach().cpu().flatten() for p in run.net.parameters()])
+        diff = (params["cpu"] - params[DEVICE]).norm() / params["cpu"].norm()
+        out[quant] = {"steps": steps, "relative_parameter_difference": float(diff)}
+    return out
+
+
+def timed_rounds(runs: dict[str, Any], rounds: int) -> dict[str, float]:
+    for run in runs.values():  # warm-up: allocator, kernels, lazy initialisation
+        train_step(run, 0)
+        train_step(run, 1)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(rounds):
+        for key, run in runs.items():
+            sync()
+            start = time.perf_counter()
+            train_step(run, 2 + r)
+            sync()
+            times[key].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def step_time(rounds: int) -> dict[str, Any]:
+    out = {}
+    for name in ("poisson2d_fp32_se.yaml", "heat100d_fp32_se.yaml"):
+        runs = {p: build_run(config(name, [f"quant={p}"]), DEVICE) for p in PRESETS}
+        median = timed_rounds(runs, rounds)
+        out[name] = {
+            **{f"{p}_step_s": median[p] for p in PRESETS},
+            **{f"{p}_over_fp32": median[p] / median["fp32"] for p in PRESETS[1:]},
+        }
+    for name in ("poisson2d_fp32_ad.yaml", "heat100d_fp32_ad.yaml"):
+        out[name] = {
+            "fp32_step_s": timed_rounds({"fp32": build_run(config(name, []), DEVICE)}, rounds)[
+                "fp32"
+            ]
+        }
+    return out
+
+
+def recipes(steps: int) -> dict[str, Any]:
+    out = {}
+    for name in ("poisson2d_fp32_ad.yaml", "poisson2d_fp32_se.yaml"):
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(
+                config(name, [f"train.steps={steps}"]), Path(tmp), device=DEVICE, progress_bar=False
+            )
+        out[name] = {
+            k: summary[k]
+            for k in ("rel_l2", "rel_l1", "max_abs_err", "wall_seconds", "steps")
+            if k in summary
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smoke-steps", type=int, default=20)
+    parser.add_argument("--agreement-steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--recipe-steps", type=int, default=1000)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_cuda.py: no CUDA device is available")
+    result: dict[str, Any] = {
+        "settings": {
+            "device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+        }
+    }
+    sections: dict[str, Callable[[], Any]] = {
+        "smoke": lambda: smoke(args.smoke_steps),
+        "agreement": lambda: agreement(args.agreement_steps),
+        "step_time": lambda: step_time(args.rounds),
+        "recipes": lambda: recipes(args.recipe_steps),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for name, section in sections.items():
+        start = time.perf_counter()
+        try:
+            result[name] = section()
+        except Exception:  # recorded, and the next section still runs
+            result[name] = {"error": traceback.format_exc()}
+        result[name + "_seconds"] = time.perf_counter() - start
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
