@@ -29,10 +29,10 @@ def bench_tt_command(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Time dense vs TT (sequential, PRS, reconstruct) fwd+bwd on the HJB 512x512 layer."""
+    from tqpinn.devices import check_device
     from tqpinn.nn.tt_bench import bench_tt
 
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    check_device(device)
     if repeats < 1:
         raise UserError(f"--repeats must be ≥ 1, got {repeats}")
     result = bench_tt(

@@ -28,13 +28,16 @@ def reproduce_command(
         list[str] | None, typer.Option(help="Variant keys to run (default: all eight).")
     ] = None,
     timing_rounds: Annotated[int, typer.Option(help="Interleaved timed steps per variant.")] = 3,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Train every variant (FP32-AD dense ... full pipeline) of each problem; write
     results.json, results.md and img/ into OUT. Finished runs are reused, interrupted ones
     resumed: run the same command again after an interruption."""
+    from tqpinn.devices import check_device
     from tqpinn.errors import UserError
     from tqpinn.reproduce import PROBLEMS, reproduce
 
+    check_device(device)
     if timing_rounds < 1:
         raise UserError(f"--timing-rounds must be >= 1, got {timing_rounds}")
     results = reproduce(
@@ -43,6 +46,7 @@ def reproduce_command(
         problems=_split(problems) or list(PROBLEMS),
         variants=_split(variants),
         timing_rounds=timing_rounds,
+        device=device,
     )
     print(
         f"wrote {out / 'results.md'} and {out / 'results.json'} "

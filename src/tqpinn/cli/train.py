@@ -28,11 +28,11 @@ def train_command(
 
     Data-parallel over several processes: torchrun --nproc-per-node N -m tqpinn train ...
     """
+    from tqpinn.devices import check_device
     from tqpinn.train.distributed import data_parallel
     from tqpinn.train.trainer import train
 
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    check_device(device)
     overrides = list(set_ or []) + ([f"problem.name={problem}"] if problem else [])
     if resume is not None and out is not None and out != resume:
         raise UserError(

@@ -1,7 +1,10 @@
 """Activations that map a value and, for DiffQuant, a perturbation difference.
 
 ``difference(a, b)`` returns act(a + b) − act(a) by an identity that has no cancellation, so that
-a tiny difference b keeps its relative precision however large a is.
+a tiny difference b keeps its relative precision however large a is. Its partial derivatives
+come from identities of the same kind, and its backward keeps only a and b: autograd through
+the identity would keep every intermediate (several tensors the size of b per layer, which made
+DiffQuant store more for backward than the values it replaces).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from tqpinn.nn.streams import Streams
 
@@ -21,8 +25,19 @@ class Activation(nn.Module, ABC):
     def forward(self, a: torch.Tensor) -> torch.Tensor: ...
 
     @abstractmethod
-    def difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """act(a + b) − act(a), computed without subtracting two nearby values."""
+
+    @abstractmethod
+    def difference_partials(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∂/∂a, ∂/∂b) of act(a + b) − act(a): act'(a + b) − act'(a) without cancellation,
+        and act'(a + b)."""
+
+    def difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """act(a + b) − act(a); a broadcasts against b. First-order differentiable."""
+        return _Difference.apply(a, b, self)
 
     def forward_streams(self, s: Streams) -> Streams:
         a = s.base.unsqueeze(-2)  # (N, 1, F) broadcasts over the K perturbations
@@ -32,24 +47,56 @@ class Activation(nn.Module, ABC):
         )
 
 
+class _Difference(torch.autograd.Function):
+    """``act.difference_value(a, b)`` whose backward recomputes its partials from a and b."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, act: Activation) -> torch.Tensor:
+        ctx.act = act
+        ctx.save_for_backward(a, b)
+        return act.difference_value(a, b)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        a, b = ctx.saved_tensors
+        d_a, d_b = ctx.act.difference_partials(a, b)
+        grad_a = (grad * d_a).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = (grad * d_b).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
+
+
 class Tanh(Activation):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return torch.tanh(a)
 
-    def difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # tanh(a+b) − tanh(a) = tanh(b) sech²(a) / (1 + tanh a · tanh b); sech² rather than
         # 1 − tanh²a, which cancels for large |a|.
         ta, tb = torch.tanh(a), torch.tanh(b)
         return tb / (torch.cosh(a).square() * (1.0 + ta * tb))
+
+    def difference_partials(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # sech²(a+b) − sech²(a) = tanh²a − tanh²(a+b) = −D (2 tanh a + D), D the difference.
+        d = self.difference_value(a, b)
+        return -d * (2.0 * torch.tanh(a) + d), torch.cosh(a + b).square().reciprocal()
 
 
 class Sin(Activation):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return torch.sin(a)
 
-    def difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # sin(a+b) − sin(a) = 2 cos(a + b/2) sin(b/2)
         return 2.0 * torch.cos(a + 0.5 * b) * torch.sin(0.5 * b)
+
+    def difference_partials(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # cos(a+b) − cos(a) = −2 sin(a + b/2) sin(b/2)
+        return -2.0 * torch.sin(a + 0.5 * b) * torch.sin(0.5 * b), torch.cos(a + b)
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {"tanh": Tanh, "sin": Sin}

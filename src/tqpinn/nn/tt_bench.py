@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from tqpinn.devices import synchronize
 from tqpinn.nn.layer import GemmLayer, set_quant
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.tt import TTLinear
@@ -27,17 +28,12 @@ DEFAULT_SHAPES = ((8, 4, 4, 4), (4, 4, 4, 8))
 DEFAULT_PLANS = (("sequential", None), ("partial", 2), ("partial", [1, 3]), ("reconstruct", None))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _time_step(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> float:
     """Seconds for one forward and backward (input and parameter gradients)."""
-    _sync(x.device)
+    synchronize(x.device)
     start = time.perf_counter()
     layer(x).backward(grad_y)
-    _sync(x.device)
+    synchronize(x.device)
     elapsed = time.perf_counter() - start
     layer.zero_grad(set_to_none=True)
     x.grad = None

@@ -92,7 +92,8 @@ def markdown(results: dict[str, Any], image_dir: str = "img") -> str:
         f"# tqpinn reproduce, budget `{results['budget']}`",
         "",
         f"tqpinn {results['tqpinn']}, torch {results['torch']}, {results['threads']} threads, "
-        f"{results['cpu_count']} CPUs ({results['machine']}); load average at start "
+        f"{results['cpu_count']} CPUs ({results['machine']}), device "
+        f"{results.get('device', 'cpu')}; load average at start "
         f"{results['loadavg_start'][0]:.1f}, at end {results['loadavg_end'][0]:.1f}. "
         f"Training time summed over runs: {train_total / 60:.1f} min; this invocation: "
         f"{results['elapsed_seconds'] / 60:.1f} min.",

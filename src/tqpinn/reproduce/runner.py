@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from tqpinn.devices import synchronize
 from tqpinn.errors import UserError
 from tqpinn.quant.memory import saved_bytes
 from tqpinn.train.checkpoint import atomic_write_text, latest_checkpoint
@@ -34,7 +35,9 @@ def _saved_config(run_dir: Path) -> dict[str, Any] | None:
     return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def train_or_reuse(config: Config, run_dir: Path, log: Log = print) -> dict[str, Any]:
+def train_or_reuse(
+    config: Config, run_dir: Path, log: Log = print, device: str = "cpu"
+) -> dict[str, Any]:
     """The summary of ``config``'s run in ``run_dir``: reused when finished, resumed from its
     newest checkpoint when interrupted, trained from scratch otherwise.
 
@@ -52,7 +55,7 @@ def train_or_reuse(config: Config, run_dir: Path, log: Log = print) -> dict[str,
         return json.loads(summary_path.read_text(encoding="utf-8"))
     resume = saved is not None and latest_checkpoint(run_dir) is not None
     log(f"  {'resume' if resume else 'train '}  {run_dir}")
-    return train(config, run_dir, resume=resume, progress_bar=False)
+    return train(config, run_dir, resume=resume, device=device, progress_bar=False)
 
 
 def error_history(run_dir: Path) -> list[tuple[int, float]]:
@@ -73,28 +76,33 @@ def memory_of(config: Config, run_dir: Path) -> float:
 
 
 def step_times(
-    configs: dict[str, Config], path: Path, rounds: int, log: Log = print
+    configs: dict[str, Config], path: Path, rounds: int, log: Log = print, device: str = "cpu"
 ) -> dict[str, Any]:
     """Seconds per training step of every config, measured interleaved (one step of each in
     turn, ``rounds`` times, after one warm-up step each) so that a change of machine load hits
-    all alike; the median per config. Cached in ``path`` for the same configs and rounds."""
+    all alike; the median per config. Cached in ``path`` for the same configs, rounds and
+    device."""
     if path.is_file():
         cached = json.loads(path.read_text(encoding="utf-8"))
-        if cached["rounds"] == rounds and set(cached["seconds"]) == set(configs):
+        same = (cached["rounds"], cached.get("device", "cpu")) == (rounds, device)
+        if same and set(cached["seconds"]) == set(configs):
             return cached
-    log(f"  timing  {len(configs)} variants x {rounds} rounds")
-    runs = {key: build_run(config) for key, config in configs.items()}
+    log(f"  timing  {len(configs)} variants x {rounds} rounds on {device}")
+    runs = {key: build_run(config, device) for key, config in configs.items()}
     for run in runs.values():
         train_step(run, 0)
     load_start = os.getloadavg()
     samples: dict[str, list[float]] = {key: [] for key in runs}
     for r in range(rounds):
         for key, run in runs.items():
+            synchronize(run.device)
             t0 = time.perf_counter()
             train_step(run, r + 1)
+            synchronize(run.device)
             samples[key].append(time.perf_counter() - t0)
     result = {
         "rounds": rounds,
+        "device": device,
         "threads": torch.get_num_threads(),
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),

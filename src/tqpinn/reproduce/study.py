@@ -35,8 +35,10 @@ def reproduce(
     variants: Sequence[str] | None = None,
     timing_rounds: int = 3,
     log: Log = print,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train, measure and report the ablation into ``out`` (results.json, results.md, img/).
+    """Train, measure and report the ablation into ``out`` (results.json, results.md, img/),
+    on ``device`` ("cpu" or "cuda").
 
     Resumable: finished runs are reused, interrupted ones resumed (see
     :mod:`tqpinn.reproduce.runner`). Returns the content of results.json.
@@ -54,6 +56,7 @@ def reproduce(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        "device": torch.cuda.get_device_name(device) if device == "cuda" else "cpu",
         "cpu_count": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
         "problems": {},
@@ -65,7 +68,7 @@ def reproduce(
         rows: dict[str, Any] = {}
         for v in chosen:
             run_dir = out / "runs" / name / v.key
-            summary = train_or_reuse(configs[v.key], run_dir, log)
+            summary = train_or_reuse(configs[v.key], run_dir, log, device)
             rows[v.key] = {
                 "label": v.label,
                 **{k: summary.get(k) for k in RESULT_KEYS},
@@ -73,7 +76,8 @@ def reproduce(
                 "history": error_history(run_dir),
                 "config": configs[v.key].to_dict(),
             }
-        timing = step_times(configs, out / "runs" / name / "timing.json", timing_rounds, log)
+        timing_path = out / "runs" / name / "timing.json"
+        timing = step_times(configs, timing_path, timing_rounds, log, device)
         for key, row in rows.items():
             row["step_seconds"] = timing["seconds"][key]
         results["problems"][name] = {

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tqpinn.derivatives.base import Estimator
+from tqpinn.devices import check_device
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
 from tqpinn.train.loss import pinn_loss
@@ -85,9 +86,7 @@ def data_parallel(device: str = "cpu") -> Iterator[Shard]:
             "torchrun --nproc-per-node N -m tqpinn train ..."
         )
     backend = "gloo"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda requested but no CUDA device is available")
+    if check_device(device) == "cuda":
         torch.cuda.set_device(_env_int("LOCAL_RANK"))
         backend = "nccl"
     store, rank, world = next(dist.rendezvous("env://"))

@@ -14,6 +14,7 @@ from torch import nn
 
 from tqpinn import __version__
 from tqpinn.derivatives.base import Estimator
+from tqpinn.devices import check_device
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
 from tqpinn.train.build import build_estimator, build_model, build_problem, resolve_conditions
@@ -64,9 +65,7 @@ class Run:
 def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS) -> Run:
     """Seeded construction: the same config always gives the same initial state (on every
     rank of a data-parallel run)."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
+    dev = torch.device(check_device(device))
     check_fits(config, dev, rows_share=1 / shard.world)
     torch.manual_seed(config.seed)
     problem = build_problem(config)
