@@ -124,19 +124,8 @@ def shard_loss(
     Returns Σ_c weight_c · Σ_{own rows} r_c² / N_c and each unweighted Σ_{own rows} r_c² / N_c:
     the sums over ranks are the global loss and terms. One process: exactly ``pinn_loss``.
     """
-    if shard.world == 1:
-        return pinn_loss(problem, net, estimator, conditions, batch, generator)
-    terms, total = {}, torch.zeros(())
-    for cond in conditions:
-        x = batch[cond.name]
-        rows = shard.rows(x.shape[0])
-        needs = problem.network_needs(cond.needs)
-        f = estimator.fields_of_rows(net, x, rows, needs, problem.dim, generator)
-        x_own = x[rows]
-        residual = cond.residual(x_own, problem.output_transform(x_own, f))
-        terms[cond.name] = residual.square().sum() / x.shape[0]
-        total = total + cond.weight * terms[cond.name]
-    return total, terms
+    rows = None if shard.world == 1 else shard.rows
+    return pinn_loss(problem, net, estimator, conditions, batch, generator, rows)
 
 
 def sum_over_ranks(

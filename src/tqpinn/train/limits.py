@@ -10,7 +10,8 @@ N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
                              second-order pass keeps its own graph), else N_c; s = 4 B, or
                              the stored width of the fwd.input format when activations are
                              stored packed
-  + Σ_c N_c · K · D · 4      Stein perturbations z of those conditions, kept for backward
+  + Σ_c 2K · N_c · D · s     the perturbed inputs x ± δ of those conditions (or DiffQuant's
+                             two difference streams), kept by the first layer for backward
   + T · D · 4                the fixed test set of T points
 
 Every term is a tensor that must exist at the step's peak, so a run whose bound exceeds the
@@ -93,7 +94,9 @@ def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[Mem
             rows * sum(config.model.widths) * stored,
             f"{per_step} x model.widths={config.model.widths}: {rows:.3g} rows",
         ),
-        MemoryTerm("perturbations", perturbed * pairs * dims * 4.0, f"{per_step} x {dim_key}"),
+        MemoryTerm(
+            "perturbations", 2 * perturbed * pairs * dims * stored, f"{per_step} x {dim_key}"
+        ),
         MemoryTerm(
             "test set", test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"
         ),

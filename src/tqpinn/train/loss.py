@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -17,10 +19,12 @@ def solution_fields(
     x: torch.Tensor,
     needs: frozenset[str],
     generator: torch.Generator | None,
+    rows: slice = slice(None),
 ) -> Fields:
-    """Fields of the solution u (after any hard constraint) at x (N, input_dim)."""
-    f = estimator.fields(net, x, problem.network_needs(needs), problem.dim, generator)
-    return problem.output_transform(x, f)
+    """Fields of the solution u (after any hard constraint) at ``x[rows]``, x (N, input_dim);
+    randomness is drawn as for all N points (Estimator.fields_of_rows)."""
+    f = estimator.fields_of_rows(net, x, rows, problem.network_needs(needs), problem.dim, generator)
+    return problem.output_transform(x[rows], f)
 
 
 def pinn_loss(
@@ -30,14 +34,20 @@ def pinn_loss(
     conditions: tuple[Condition, ...],
     batch: dict[str, torch.Tensor],
     generator: torch.Generator | None,
+    rows: Callable[[int], slice] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Σ_c weight_c · mean(residual_c²) over the points in ``batch[c.name]``; also returns each
-    unweighted term."""
+    unweighted term.
+
+    ``rows`` (N -> the slice of N points this process owns; data parallelism) restricts the sums
+    to those rows: Σ_{own rows} residual_c² / N_c, whose sum over the processes is the loss.
+    """
     terms, total = {}, torch.zeros(())
     for cond in conditions:
         x = batch[cond.name]
-        fields = solution_fields(problem, net, estimator, x, cond.needs, generator)
-        terms[cond.name] = cond.residual(x, fields).square().mean()
+        own = slice(None) if rows is None else rows(x.shape[0])
+        fields = solution_fields(problem, net, estimator, x, cond.needs, generator, own)
+        terms[cond.name] = cond.residual(x[own], fields).square().sum() / x.shape[0]
         total = total + cond.weight * terms[cond.name]
     return total, terms
 
