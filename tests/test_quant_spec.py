@@ -66,3 +66,10 @@ def test_custom_roles_on_a_base():
 def test_bad_values_are_user_errors_naming_the_key(value, match):
     with pytest.raises(UserError, match=match):
         resolve_quant(value)
+
+
+def test_spec_copies_share_the_stochastic_rounding_generator():
+    # A copy with a fresh generator seeded alike would repeat the original's random draws.
+    spec = PRESETS["smx_paper"]
+    copy = spec.with_roles(fwd_input=spec.dgrad_grad_output)
+    assert copy.generator is spec.generator

@@ -169,7 +169,8 @@ class _Directions:
         generator: torch.Generator | None,
         like: torch.Tensor,
     ) -> None:
-        self.shape, self.rows, self.generator, self.like = shape, rows, generator, like
+        self.shape, self.rows, self.generator = shape, rows, generator
+        self.dtype, self.device = like.dtype, like.device
         self.state = None if generator is None else generator.get_state()
 
     @property
@@ -177,16 +178,18 @@ class _Directions:
         return self.generator is not None
 
     def draw(self) -> torch.Tensor:
-        device = self.like.device if self.generator is None else self.generator.device
-        z = torch.randn(self.shape, generator=self.generator, dtype=self.like.dtype, device=device)
-        return z[self.rows].to(self.like.device)
+        return self._draw(self.generator)
 
     def redraw(self) -> torch.Tensor:
         """The same z as ``draw`` returned, from a copy of the saved generator state."""
         replay = torch.Generator(self.generator.device)
         replay.set_state(self.state)
-        z = torch.randn(self.shape, generator=replay, dtype=self.like.dtype, device=replay.device)
-        return z[self.rows].to(self.like.device)
+        return self._draw(replay)
+
+    def _draw(self, generator: torch.Generator | None) -> torch.Tensor:
+        device = self.device if generator is None else generator.device
+        z = torch.randn(self.shape, generator=generator, dtype=self.dtype, device=device)
+        return z[self.rows].to(self.device)
 
 
 def _contract(z: torch.Tensor, weights: torch.Tensor, directions: _Directions) -> torch.Tensor:

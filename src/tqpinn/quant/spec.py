@@ -81,12 +81,15 @@ class QuantSpec:
         return getattr(self, role.replace(".", "_"))
 
     def with_roles(self, **roles: Operand) -> QuantSpec:
-        """A copy with some roles replaced; keys use underscores (``fwd_input=...``)."""
-        return replace(self, **roles)
+        """A copy with some roles replaced; keys use underscores (``fwd_input=...``). The copy
+        shares this spec's stochastic-rounding generator (a fresh one would repeat its draws)."""
+        copy = replace(self, **roles)
+        object.__setattr__(copy, "_generator", self._generator)
+        return copy
 
     @property
     def generator(self) -> torch.Generator:
-        """The spec's stochastic-rounding generator (its state is not checkpointed)."""
+        """The spec's stochastic-rounding generator (checkpointed by the trainer)."""
         return self._generator
 
     def describe(self) -> dict[str, str]:

@@ -17,6 +17,7 @@ from tqpinn.derivatives.base import Estimator
 from tqpinn.devices import check_device
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
+from tqpinn.quant.model import quant_generators
 from tqpinn.train.build import build_estimator, build_model, build_problem, resolve_conditions
 from tqpinn.train.checkpoint import (
     atomic_write_text,
@@ -174,6 +175,7 @@ def checkpoint_state(run: Run, step: int, wall_seconds: float) -> dict[str, Any]
         "model": run.net.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "generator": run.generator.get_state(),
+        "quant_generators": [g.get_state() for g in quant_generators(run.net)],
         "guard": run.guard.state_dict(),
     }
 
@@ -194,6 +196,10 @@ def restore(run: Run, path: Path) -> tuple[int, float]:
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.generator.set_state(state["generator"])
+    saved_quant = state.get("quant_generators")  # absent from checkpoints of tqpinn <= 0.1.0
+    if saved_quant is not None:
+        for generator, saved in zip(quant_generators(run.net), saved_quant, strict=True):
+            generator.set_state(saved)
     run.guard.load_state_dict(state.get("guard", {}))
     return int(state["step"]), float(state["wall_seconds"])
 
