@@ -203,9 +203,7 @@ def record_step(step: Callable[[], Any], meta: dict[str, Any] | None = None) -> 
     qops_gemms: list[GemmRecord] = []
 
     def on_gemm(e: qops.GemmEvent) -> None:
-        qops_gemms.append(
-            GemmRecord(e.phase, e.m, e.n, e.k, e.a_format, e.b_format, e.a_bits, e.b_bits, e.block)
-        )
+        qops_gemms.append(GemmRecord(**vars(e)))
 
     recorder = _OpRecorder()
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqpinn.qops import GemmEvent
+
 FLOAT_FORMAT_MARKERS = ("fp", "bf", "e4m3", "e5m2")
 """A format whose name contains one of these holds floating-point elements, not integers."""
 
@@ -29,8 +31,9 @@ def is_float_format(name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class GemmRecord:
-    """One executed product (m x k) @ (k x n).
+class GemmRecord(GemmEvent):
+    """One executed product (m x k) @ (k x n): a :class:`tqpinn.qops.GemmEvent`, or a matmul
+    that did not go through qops.
 
     phase: "forward", "dgrad", "wgrad" (reported by qops) or "forward"/"backward"/"optimizer"
     for a matmul that did not go through qops (``routed`` False, in the tensors' own precision;
@@ -38,15 +41,6 @@ class GemmRecord:
     combinations). block: block shape of the block-formatted operands, None when unblocked.
     """
 
-    phase: str
-    m: int
-    n: int
-    k: int
-    a_format: str
-    b_format: str
-    a_bits: int
-    b_bits: int
-    block: tuple[int, int] | None
     routed: bool = True
     kind: str = "layer"
 

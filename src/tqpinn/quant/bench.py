@@ -11,7 +11,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,18 @@ def _rows_per_step(run: Any) -> int:
     return sum(first)
 
 
+def _interleaved_medians(variants: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds of each variant over ``repeats`` rounds (one call of each per round,
+    after one warm-up round)."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats + 1):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v[1:]) for k, v in times.items()}
+
+
 def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dict[str, float]:
     """Forward+backward of one FP32 GEMM: plain matmul vs qops.gemm unobserved (the same
     matmul) vs qops.gemm observed (the traced autograd Function), interleaved."""
@@ -102,13 +114,7 @@ def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dic
             gemm(x, w).sum().backward()
 
     variants = {"plain": plain, "qops": unobserved, "qops_observed": observed}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(repeats + 1):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    med = _interleaved_medians(variants, repeats)
     return {
         "rows": rows,
         "width": width,
@@ -135,13 +141,7 @@ def forward_product(rows: int = 102_400, width: int = 256, repeats: int = 3) -> 
     variants = {"fp32": lambda: x @ w.T, "reference": reference}
     if fastpath.available():
         variants["fast"] = fast
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(repeats + 1):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    med = _interleaved_medians(variants, repeats)
     return {
         "rows": rows,
         "width": width,
