@@ -81,3 +81,27 @@ def test_shared_storage_does_not_change_what_the_gemm_reads(preset):
     for net in (shared, alone):
         net(x).square().sum().backward()
     assert torch.equal(shared.layers[1].weight.grad, alone.layers[1].weight.grad)
+
+
+def test_streams_path_is_attributed_to_the_modules():
+    """DiffQuant calls forward_streams, which bypasses module hooks; the measurement still
+    attributes each layer's saves to it, and leaves the model as it found it."""
+    from tqpinn.derivatives import GRAD, LAP, Stein
+
+    torch.manual_seed(0)
+    net = apply_quant(MLP([D, H, H, 1]), PRESETS["fp32"])
+    x = torch.rand(N, D)
+    est = Stein(sigma=0.1, pairs=3, diffquant="full")
+
+    def step():
+        f = est.fields(net, x, frozenset({GRAD, LAP}), D, torch.Generator().manual_seed(1))
+        (f.grad.square().sum() + f.lap.square().sum()).backward()
+
+    m = saved_bytes(step, net)
+    # Per layer: its GEMM keeps the odd and even input streams (N·K rows each) and the centre;
+    # the activation differences keep their inputs.
+    assert m.per_module["layers.0"] >= 4 * 2 * N * 3 * D
+    assert m.per_module["layers.1"] >= 4 * 2 * N * 3 * H
+    assert m.per_module["activation"] >= 4 * 2 * N * 3 * H
+    assert m.per_module.get(OUTSIDE, 0) < 4 * N * 3 * D  # only the Stein combinations
+    assert "forward_streams" not in vars(net) and "forward_streams" not in vars(net.layers[0])
