@@ -79,9 +79,13 @@ class Tanh(Activation):
     def difference_partials(
         self, a: torch.Tensor, b: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # sech²(a+b) − sech²(a) = tanh²a − tanh²(a+b) = −D (2 tanh a + D), D the difference.
+        # With D the difference and t₀ = tanh a, t₁ = tanh(a+b) = t₀ + D:
+        # sech²(a+b) − sech²(a) = t₀² − t₁² = −D (t₀ + t₁), no cancellation; sech²(a+b) = 1 − t₁²
+        # (as torch's own tanh backward, exact to rounding in absolute terms).
+        t0 = torch.tanh(a)
         d = self.difference_value(a, b)
-        return -d * (2.0 * torch.tanh(a) + d), torch.cosh(a + b).square().reciprocal()
+        t1 = t0 + d
+        return -d * (t0 + t1), 1.0 - t1.square()
 
 
 class Sin(Activation):
