@@ -10,11 +10,15 @@ DEVICES = ("cpu", "cuda")
 
 
 def check_device(name: str) -> str:
-    """``name`` if it is a device kind this machine can run ("cpu", or "cuda" with a GPU);
-    otherwise a UserError naming the choices."""
-    if name not in DEVICES:
+    """``name`` if it names a device this machine can run: "cpu", or "cuda" (also "cuda:N")
+    with a GPU; otherwise a UserError naming the choices."""
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in DEVICES:
         raise UserError(f"--device must be 'cpu' or 'cuda', got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
     return name
 

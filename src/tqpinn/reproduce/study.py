@@ -56,7 +56,9 @@ def reproduce(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
-        "device": torch.cuda.get_device_name(device) if device == "cuda" else "cpu",
+        "device": "cpu"
+        if torch.device(device).type == "cpu"
+        else torch.cuda.get_device_name(device),
         "cpu_count": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
         "problems": {},

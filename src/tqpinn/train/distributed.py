@@ -86,7 +86,7 @@ def data_parallel(device: str = "cpu") -> Iterator[Shard]:
             "torchrun --nproc-per-node N -m tqpinn train ..."
         )
     backend = "gloo"
-    if check_device(device) == "cuda":
+    if torch.device(check_device(device)).type == "cuda":
         torch.cuda.set_device(_env_int("LOCAL_RANK"))
         backend = "nccl"
     store, rank, world = next(dist.rendezvous("env://"))
