@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from tqpinn.devices import synchronize
 from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
 from tqpinn.train.trainer import build_run, train, train_step
 
@@ -56,15 +57,7 @@ def config(name: str, overrides: list[str]):
     return config_from_dict(apply_overrides(read_yaml(CONFIGS / name), overrides))
 
 
-DEVICE = "cuda"
-
-
-def sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
-
-
-def smoke(steps: int) -> dict[str, Any]:
+def smoke(device: str, steps: int) -> dict[str, Any]:
     out = {}
     for label, (name, overrides) in SMOKE.items():
         extra = [
@@ -74,7 +67,7 @@ def smoke(steps: int) -> dict[str, Any]:
         ]
         with tempfile.TemporaryDirectory() as tmp:
             summary = train(
-                config(name, [*overrides, *extra]), Path(tmp), device=DEVICE, progress_bar=False
+                config(name, [*overrides, *extra]), Path(tmp), device=device, progress_bar=False
             )
             written = sorted(p.name for p in Path(tmp).iterdir())
         out[label] = {
@@ -85,17 +78,17 @@ def smoke(steps: int) -> dict[str, Any]:
     return out
 
 
-def agreement(steps: int) -> dict[str, Any]:
+def agreement(device: str, steps: int) -> dict[str, Any]:
     out = {}
     for quant in ("smx_paper", "fp32"):
         cfg = config("default.yaml", [f"quant={quant}"])
         params = {}
-        for device in ("cpu", DEVICE):
-            run = build_run(cfg, device)
+        for dev in ("cpu", device):
+            run = build_run(cfg, dev)
             for step in range(steps):
                 train_step(run, step)
-            params[device] = torch.cat([p.detach().cpu().flatten() for p in run.net.parameters()])
-        diff = (params["cpu"] - params[DEVICE]).norm() / params["cpu"].norm()
+            params[dev] = torch.cat([p.detach().cpu().flatten() for p in run.net.parameters()])
+        diff = (params["cpu"] - params[device]).norm() / params["cpu"].norm()
         out[quant] = {"steps": steps, "relative_parameter_difference": float(diff)}
     return out
 
@@ -107,18 +100,18 @@ def timed_rounds(runs: dict[str, Any], rounds: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(rounds):
         for key, run in runs.items():
-            sync()
+            synchronize(run.device)
             start = time.perf_counter()
             train_step(run, 2 + r)
-            sync()
+            synchronize(run.device)
             times[key].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def step_time(rounds: int) -> dict[str, Any]:
+def step_time(device: str, rounds: int) -> dict[str, Any]:
     out = {}
     for name in ("poisson2d_fp32_se.yaml", "heat100d_fp32_se.yaml"):
-        runs = {p: build_run(config(name, [f"quant={p}"]), DEVICE) for p in PRESETS}
+        runs = {p: build_run(config(name, [f"quant={p}"]), device) for p in PRESETS}
         median = timed_rounds(runs, rounds)
         out[name] = {
             **{f"{p}_step_s": median[p] for p in PRESETS},
@@ -126,19 +119,19 @@ def step_time(rounds: int) -> dict[str, Any]:
         }
     for name in ("poisson2d_fp32_ad.yaml", "heat100d_fp32_ad.yaml"):
         out[name] = {
-            "fp32_step_s": timed_rounds({"fp32": build_run(config(name, []), DEVICE)}, rounds)[
+            "fp32_step_s": timed_rounds({"fp32": build_run(config(name, []), device)}, rounds)[
                 "fp32"
             ]
         }
     return out
 
 
-def recipes(steps: int) -> dict[str, Any]:
+def recipes(device: str, steps: int) -> dict[str, Any]:
     out = {}
     for name in ("poisson2d_fp32_ad.yaml", "poisson2d_fp32_se.yaml"):
         with tempfile.TemporaryDirectory() as tmp:
             summary = train(
-                config(name, [f"train.steps={steps}"]), Path(tmp), device=DEVICE, progress_bar=False
+                config(name, [f"train.steps={steps}"]), Path(tmp), device=device, progress_bar=False
             )
         out[name] = {
             k: summary[k]
@@ -157,22 +150,21 @@ def main() -> None:
     parser.add_argument("--recipe-steps", type=int, default=1000)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = args.device
-    if DEVICE == "cuda" and not torch.cuda.is_available():
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_cuda.py: no CUDA device is available")
     result: dict[str, Any] = {
         "settings": {
-            "device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
         }
     }
     sections: dict[str, Callable[[], Any]] = {
-        "smoke": lambda: smoke(args.smoke_steps),
-        "agreement": lambda: agreement(args.agreement_steps),
-        "step_time": lambda: step_time(args.rounds),
-        "recipes": lambda: recipes(args.recipe_steps),
+        "smoke": lambda: smoke(device, args.smoke_steps),
+        "agreement": lambda: agreement(device, args.agreement_steps),
+        "step_time": lambda: step_time(device, args.rounds),
+        "recipes": lambda: recipes(device, args.recipe_steps),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name, section in sections.items():
