@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.devices import synchronize
+from tqpinn.reproduce.runner import step_times
 from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
 from tqpinn.train.trainer import build_run, train, train_step
 
@@ -93,36 +92,25 @@ def agreement(device: str, steps: int) -> dict[str, Any]:
     return out
 
 
-def timed_rounds(runs: dict[str, Any], rounds: int) -> dict[str, float]:
-    for run in runs.values():  # warm-up: allocator, kernels, lazy initialisation
-        train_step(run, 0)
-        train_step(run, 1)
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(rounds):
-        for key, run in runs.items():
-            synchronize(run.device)
-            start = time.perf_counter()
-            train_step(run, 2 + r)
-            synchronize(run.device)
-            times[key].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+def median_step_seconds(configs: dict[str, Any], device: str, rounds: int) -> dict[str, float]:
+    """Interleaved step times (tqpinn.reproduce.runner.step_times, uncached here)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        timing = step_times(configs, Path(tmp) / "timing.json", rounds, lambda _: None, device)
+    return timing["seconds"]
 
 
 def step_time(device: str, rounds: int) -> dict[str, Any]:
     out = {}
     for name in ("poisson2d_fp32_se.yaml", "heat100d_fp32_se.yaml"):
-        runs = {p: build_run(config(name, [f"quant={p}"]), device) for p in PRESETS}
-        median = timed_rounds(runs, rounds)
+        configs = {p: config(name, [f"quant={p}"]) for p in PRESETS}
+        median = median_step_seconds(configs, device, rounds)
         out[name] = {
             **{f"{p}_step_s": median[p] for p in PRESETS},
             **{f"{p}_over_fp32": median[p] / median["fp32"] for p in PRESETS[1:]},
         }
     for name in ("poisson2d_fp32_ad.yaml", "heat100d_fp32_ad.yaml"):
-        out[name] = {
-            "fp32_step_s": timed_rounds({"fp32": build_run(config(name, []), device)}, rounds)[
-                "fp32"
-            ]
-        }
+        seconds = median_step_seconds({"fp32": config(name, [])}, device, rounds)
+        out[name] = {"fp32_step_s": seconds["fp32"]}
     return out
 
 
