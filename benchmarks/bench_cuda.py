@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.reproduce.runner import step_times
+from tqpinn.studies.reproduce.runner import step_times
 from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
 from tqpinn.train.trainer import build_run, train, train_step
 
@@ -93,7 +93,7 @@ def agreement(device: str, steps: int) -> dict[str, Any]:
 
 
 def median_step_seconds(configs: dict[str, Any], device: str, rounds: int) -> dict[str, float]:
-    """Interleaved step times (tqpinn.reproduce.runner.step_times, uncached here)."""
+    """Interleaved step times (tqpinn.studies.reproduce.runner.step_times, uncached here)."""
     with tempfile.TemporaryDirectory() as tmp:
         timing = step_times(configs, Path(tmp) / "timing.json", rounds, lambda _: None, device)
     return timing["seconds"]

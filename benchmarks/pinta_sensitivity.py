@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from tqpinn.hw.compare import CASES
 from tqpinn.hw.hardware import DEFAULT_HARDWARE, hardware_from_dict
 from tqpinn.hw.pinta import Pinta
 from tqpinn.hw.platforms import Platform, load_platforms, roofline
 from tqpinn.hw.trace import Trace
+from tqpinn.studies.hw_compare import CASES
 
 HARDWARE_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},

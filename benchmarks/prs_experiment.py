@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from tqpinn.nn.tt_prs import PAPER_CASES, layer_errors
 from tqpinn.quant.spec import resolve_quant
+from tqpinn.studies.prs import PAPER_CASES, layer_errors
 from tqpinn.train.config import load_config
 from tqpinn.train.trainer import train
 

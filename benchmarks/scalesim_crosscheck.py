@@ -28,12 +28,12 @@ from pathlib import Path
 
 import torch
 
-from tqpinn.hw.compare import CASES, pipeline_config
 from tqpinn.hw.export import exported_shape, read_compute_cycles, write_scalesim_inputs
 from tqpinn.hw.hardware import load_hardware
 from tqpinn.hw.pinta import select_mode
 from tqpinn.hw.steps import StepRunner
 from tqpinn.hw.systolic import DATAFLOWS, best_mapping, compute_cycles, map_gemm
+from tqpinn.studies.hw_compare import CASES, pipeline_config
 from tqpinn.train.config import apply_overrides, config_from_dict
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     cfg = config_from_dict(apply_overrides(cfg.to_dict(), small))
     trace = StepRunner.build(cfg).trace()
     if formats_later:
-        from tqpinn.hw.compare import with_spec_formats
+        from tqpinn.studies.hw_compare import with_spec_formats
 
         trace = with_spec_formats(trace, CASES[0].quant)
 

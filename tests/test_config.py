@@ -83,3 +83,42 @@ def test_bad_quant_names_the_key(quant, fragment):
     with pytest.raises(UserError, match=r"^quant") as info:
         config_from_dict({"quant": quant})
     assert fragment in str(info.value)
+
+
+def test_extends_merges_mappings_and_replaces_other_values(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "seed: 3\nmodel: {widths: [8, 8], activation: sin}\n"
+        "train: {steps: 50, points: {interior: 10, boundary: 10}}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nmodel: {widths: [4]}\ntrain: {points: {interior: 20}}\n"
+    )
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.seed == 3
+    assert cfg.model.widths == [4] and cfg.model.activation == "sin"
+    assert cfg.train.steps == 50 and cfg.train.points == {"interior": 20, "boundary": 10}
+    assert "extends" not in cfg.to_dict()
+
+
+def test_extends_chain_and_null_replaces(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: {widths: [8], tt: {layers: [0], ranks: 2}}\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "b.yaml").write_text("extends: ../a.yaml\nseed: 5\n")
+    (sub / "c.yaml").write_text("extends: b.yaml\nmodel: {tt: null}\n")
+    cfg = load_config(sub / "c.yaml", ["train.steps=7"])
+    assert cfg.model.tt is None and cfg.model.widths == [8]
+    assert cfg.seed == 5 and cfg.train.steps == 7
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    (tmp_path / "loop_a.yaml").write_text("extends: loop_b.yaml\n")
+    (tmp_path / "loop_b.yaml").write_text("extends: loop_a.yaml\n")
+    with pytest.raises(UserError, match="makes a loop"):
+        load_config(tmp_path / "loop_a.yaml")
+    (tmp_path / "missing.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(UserError, match=r"extends 'nowhere\.yaml', which is not a file"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("extends: [1]\n")
+    with pytest.raises(UserError, match="'extends' must name a YAML file"):
+        load_config(tmp_path / "bad.yaml")

@@ -14,8 +14,8 @@ import torch
 from tqpinn.derivatives import GRAD, LAP, Autodiff, Stein
 from tqpinn.formats import SMX_INT8, quantize
 from tqpinn.nn import MLP, Streams
+from tqpinn.nn.precision import apply_quant
 from tqpinn.qops import observe_gemms
-from tqpinn.quant.model import apply_quant
 from tqpinn.quant.spec import resolve_quant
 
 SIGMA = 0.01

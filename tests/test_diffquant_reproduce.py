@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tqpinn.errors import UserError
-from tqpinn.reproduce import BUDGETS, PROBLEMS, RECIPES, VARIANTS, Recipe, reproduce
-from tqpinn.reproduce.runner import train_or_reuse
+from tqpinn.studies.reproduce import BUDGETS, PROBLEMS, RECIPES, VARIANTS, Recipe, reproduce
+from tqpinn.studies.reproduce.runner import train_or_reuse
 from tqpinn.train.checkpoint import list_checkpoints
 from tqpinn.train.config import config_from_dict, load_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tqpinn.hw.compare import CASES, PAPER_ENERGY_SAVING, PAPER_SPEEDUP
+from tqpinn.studies.hw_compare import CASES, PAPER_ENERGY_SAVING, PAPER_SPEEDUP
 
 REPO = Path(__file__).resolve().parents[1]
 

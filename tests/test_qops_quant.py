@@ -8,9 +8,9 @@ import torch
 
 from tqpinn.formats import SMX_INT8, SMX_INT12, quantize
 from tqpinn.nn import MLP
+from tqpinn.nn.precision import apply_quant
 from tqpinn.qops import _QuantGemm, gemm, observe_gemms
 from tqpinn.quant import PRESETS, ROLES, Operand, QuantSpec, fastpath
-from tqpinn.quant.model import apply_quant
 
 QUANT_PRESETS = sorted(n for n, s in PRESETS.items() if s is not None)
 U32 = 2.0**-24  # unit roundoff of FP32

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tqpinn.quant.bench import bench_quant
+from tqpinn.studies.quant_bench import bench_quant
 
 TINY = [
     "model.widths=[32,32]",

@@ -8,9 +8,9 @@ from torch import nn
 
 from tqpinn.formats import MX_INT8, SMX_INT8
 from tqpinn.nn import MLP
+from tqpinn.nn.precision import apply_quant
 from tqpinn.quant import PRESETS
 from tqpinn.quant.memory import OUTSIDE, saved_bytes
-from tqpinn.quant.model import apply_quant
 
 N, D, H, OUT = 64, 8, 16, 4  # rows, input, hidden, output widths
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tqpinn.nn.tt_bench import DEFAULT_PLANS, bench_tt
+from tqpinn.studies.tt_bench import DEFAULT_PLANS, bench_tt
 
 
 def test_bench_tt_reports_every_variant():

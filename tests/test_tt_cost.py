@@ -8,7 +8,7 @@ import torch
 
 from tqpinn.nn import Streams
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_plans import plan_cost
+from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.qops import observe_gemms
 
 PLANS = [

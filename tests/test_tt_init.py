@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_init import INIT_VARIANCE, core_std
+from tqpinn.nn.tt.init import INIT_VARIANCE, core_std
 
 SEEDS = 400
 Z = 5.0  # two-sided normal quantile: a correct init fails with probability ≈ 6e-7 per case

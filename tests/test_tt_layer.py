@@ -7,8 +7,8 @@ import torch
 from tqpinn.errors import UserError
 from tqpinn.nn import MLP, Linear, Streams
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_plans import plan_cost
-from tqpinn.nn.tt_svd import tt_to_dense
+from tqpinn.nn.tt.plans import plan_cost
+from tqpinn.nn.tt.svd import tt_to_dense
 
 # (plan, groups) for 3-core layers, then extra groupings for 4 cores
 PLANS_3 = [("sequential", None), ("reconstruct", None), ("partial", [2, 1]), ("partial", [1, 2])]

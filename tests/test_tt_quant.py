@@ -9,7 +9,7 @@ import torch
 from tqpinn.nn import Streams
 from tqpinn.nn.layer import set_quant
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_plans import plan_cost
+from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.qops import observe_gemms
 from tqpinn.quant.spec import resolve_quant
 

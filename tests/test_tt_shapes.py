@@ -7,7 +7,7 @@ import pytest
 
 from tqpinn.errors import UserError
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_shapes import factorize, max_ranks, tt_shape
+from tqpinn.nn.tt.shapes import factorize, max_ranks, tt_shape
 
 
 def brute_balanced(n: int, d: int) -> tuple[int, int]:

@@ -21,7 +21,7 @@ def bench_quant_command(
 ) -> None:
     """Time training steps (interleaved) and measure saved-for-backward bytes on the
     Poisson-2D and Heat-100D Stein recipes, for fp32, mx_int8 and smx_paper."""
-    from tqpinn.quant.bench import bench_quant
+    from tqpinn.studies.quant_bench import bench_quant
 
     if repeats < 1:
         raise UserError(f"--repeats must be ≥ 1, got {repeats}")

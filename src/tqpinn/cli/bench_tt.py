@@ -30,7 +30,7 @@ def bench_tt_command(
 ) -> None:
     """Time dense vs TT (sequential, PRS, reconstruct) fwd+bwd on the HJB 512x512 layer."""
     from tqpinn.devices import check_device
-    from tqpinn.nn.tt_bench import bench_tt
+    from tqpinn.studies.tt_bench import bench_tt
 
     check_device(device)
     if repeats < 1:

@@ -71,8 +71,8 @@ def hw_command(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if compare:
-        from tqpinn.hw.compare import compare as run_compare
-        from tqpinn.hw.compare import format_table
+        from tqpinn.studies.hw_compare import compare as run_compare
+        from tqpinn.studies.hw_compare import format_table
 
         result = run_compare(hw, configs, measure=measure, trace_dir=out)
         print(format_table(result))

@@ -35,7 +35,7 @@ def reproduce_command(
     resumed: run the same command again after an interruption."""
     from tqpinn.devices import check_device
     from tqpinn.errors import UserError
-    from tqpinn.reproduce import PROBLEMS, reproduce
+    from tqpinn.studies.reproduce import PROBLEMS, reproduce
 
     check_device(device)
     if timing_rounds < 1:

@@ -1,7 +1,6 @@
 """Quantized training: operand roles and presets, storage of saved tensors, memory accounting.
 
-``tqpinn.quant.model.apply_quant`` (not re-exported here: it imports the layers, which import
-this package through ``tqpinn.qops``) puts a spec on a whole model.
+A whole model is quantized from outside by ``tqpinn.nn.precision.apply_quant``.
 """
 
 from tqpinn.quant.spec import PRESETS, ROLES, Operand, QuantSpec, resolve_quant

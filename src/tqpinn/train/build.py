@@ -10,10 +10,10 @@ from tqpinn.derivatives import make_estimator
 from tqpinn.derivatives.base import Estimator
 from tqpinn.errors import UserError
 from tqpinn.nn.mlp import MLP, dense_factory
-from tqpinn.nn.tt_factory import tt_linear_factory
+from tqpinn.nn.precision import apply_quant
+from tqpinn.nn.tt.factory import tt_linear_factory
 from tqpinn.pdes import get_problem
 from tqpinn.pdes.base import Condition, Problem
-from tqpinn.quant.model import apply_quant
 from tqpinn.quant.spec import resolve_quant
 from tqpinn.train.config import Config
 

@@ -171,6 +171,40 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+EXTENDS = "extends"
+"""Config-file key naming a base config file (relative to the file's folder) that the file
+changes: mappings merge key by key, any other value (a list, null) replaces the base's."""
+
+
+def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its ``extends`` chain resolved into one plain mapping."""
+    data = read_yaml(path)
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise UserError(f"config file {path}: '{EXTENDS}' must name a YAML file, got {parent!r}")
+    base_path = (path.parent / parent).resolve()
+    chain = (*_chain, path.resolve())
+    if base_path in chain:
+        loop = " -> ".join(str(p) for p in (*chain, base_path))
+        raise UserError(f"config file {path}: '{EXTENDS}' makes a loop: {loop}")
+    if not base_path.is_file():
+        raise UserError(f"config file {path} extends {parent!r}, which is not a file: {base_path}")
+    return merge_config(read_config_file(base_path, chain), data)
+
+
+def merge_config(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied: nested mappings merge, other values replace."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict copy."""
     out = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
@@ -196,12 +230,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_config(
     path: Path | None, overrides: list[str] = (), resume_dir: Path | None = None
 ) -> Config:
-    """The resolved config: defaults, then the YAML file, then ``--set`` overrides.
+    """The resolved config: defaults, then the YAML file (its ``extends`` chain first), then
+    ``--set`` overrides.
 
     Without a file, a resumed run starts from its own saved ``config.yaml``.
     """
     if path is not None:
-        data = read_yaml(path)
+        data = read_config_file(path)
     elif resume_dir is not None:
         data = read_yaml(resume_dir / "config.yaml")
     else:

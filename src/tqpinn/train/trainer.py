@@ -16,8 +16,8 @@ from tqpinn import __version__
 from tqpinn.derivatives.base import Estimator
 from tqpinn.devices import check_device
 from tqpinn.errors import UserError
+from tqpinn.nn.precision import quant_generators
 from tqpinn.pdes.base import Condition, Problem
-from tqpinn.quant.model import quant_generators
 from tqpinn.train.build import build_estimator, build_model, build_problem, resolve_conditions
 from tqpinn.train.checkpoint import (
     atomic_write_text,

@@ -20,7 +20,7 @@ from tqpinn.devices import synchronize
 from tqpinn.nn.layer import GemmLayer, set_quant
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_plans import plan_cost
+from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.quant.spec import resolve_quant
 
 # The HJB-20D hidden layer of the prior TT-PINN (PAPER_NOTES.md §5): 512 = 4·4·4·8 -> 8·4·4·4.

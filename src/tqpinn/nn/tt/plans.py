@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tqpinn.errors import UserError
-from tqpinn.nn.tt_shapes import TTShape
+from tqpinn.nn.tt.shapes import TTShape
 
 PLAN_NAMES = ("sequential", "reconstruct", "partial")
 MERGE_MODES = ("fp32", "quantized")

@@ -1,7 +1,7 @@
 """TT-matrix layer y = x Wᵀ + b with W held as tensor-train cores; every GEMM via qops.gemm.
 
-Shapes, padding and rank clipping: :mod:`tqpinn.nn.tt_shapes`; initialisation:
-:mod:`tqpinn.nn.tt_init`; contraction plans and their cost: :mod:`tqpinn.nn.tt_plans`.
+Shapes, padding and rank clipping: :mod:`tqpinn.nn.tt.shapes`; initialisation:
+:mod:`tqpinn.nn.tt.init`; contraction plans and their cost: :mod:`tqpinn.nn.tt.plans`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from torch import nn
 
 from tqpinn.nn.layer import GemmLayer, check_input
 from tqpinn.nn.streams import Streams
-from tqpinn.nn.tt_init import init_cores_, target_variance
-from tqpinn.nn.tt_plans import ContractionPlan, make_plan
-from tqpinn.nn.tt_shapes import TTShape, tt_shape
-from tqpinn.nn.tt_svd import tt_svd, tt_to_dense
+from tqpinn.nn.tt.init import init_cores_, target_variance
+from tqpinn.nn.tt.plans import ContractionPlan, make_plan
+from tqpinn.nn.tt.shapes import TTShape, tt_shape
+from tqpinn.nn.tt.svd import tt_svd, tt_to_dense
 from tqpinn.qops import gemm
 
 
@@ -29,7 +29,7 @@ class TTLinear(GemmLayer):
     the automatic rule over ``n_cores`` cores; plan: "sequential", "reconstruct" or "partial"
     with ``groups`` (a count or sizes); merge: precision of the merge GEMMs of "partial" and
     "reconstruct", "fp32" (each merged core is quantized once, when used) or "quantized"; init: "torch", "xavier" or "he" (variance of the
-    reconstructed weight, see :mod:`tqpinn.nn.tt_init`). The bias follows torch.nn.Linear for
+    reconstructed weight, see :mod:`tqpinn.nn.tt.init`). The bias follows torch.nn.Linear for
     "torch" and is zero otherwise. The plan may be changed later with :meth:`set_plan`.
     """
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tqpinn.nn.tt_shapes import TTShape
+from tqpinn.nn.tt.shapes import TTShape
 
 
 def tt_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from tqpinn.nn.layer import set_quant
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt_plans import make_plan
+from tqpinn.nn.tt.plans import make_plan
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def layer_errors(
     case: LayerCase, spec: object, rows: int = 4096, seeds: int = 3, merge: str = "fp32"
 ) -> list[dict[str, Any]]:
     """Relative errors (quantized vs FP32) per plan and seed; ``merge``: precision of the plans'
-    core merges (see :mod:`tqpinn.nn.tt_plans`)."""
+    core merges (see :mod:`tqpinn.nn.tt.plans`)."""
     out = []
     for seed in range(seeds):
         torch.manual_seed(seed)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tqpinn.reproduce.variants import NAIVE, PIPELINE, REFERENCE
+from tqpinn.studies.reproduce.variants import NAIVE, PIPELINE, REFERENCE
 from tqpinn.train.checkpoint import atomic_write_text
 
 PIPELINE_TARGET = 1.5

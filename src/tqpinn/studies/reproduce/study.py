@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from tqpinn import __version__
-from tqpinn.reproduce.recipes import BUDGETS, PROBLEMS, recipe
-from tqpinn.reproduce.report import write_report
-from tqpinn.reproduce.runner import (
+from tqpinn.studies.reproduce.recipes import BUDGETS, PROBLEMS, recipe
+from tqpinn.studies.reproduce.report import write_report
+from tqpinn.studies.reproduce.runner import (
     Log,
     error_history,
     memory_of,
@@ -22,7 +22,7 @@ from tqpinn.reproduce.runner import (
     train_or_reuse,
     validate_names,
 )
-from tqpinn.reproduce.variants import VARIANTS, VARIANTS_BY_KEY
+from tqpinn.studies.reproduce.variants import VARIANTS, VARIANTS_BY_KEY
 from tqpinn.train.config import config_from_dict
 
 RESULT_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "n_params", "steps", "wall_seconds")
@@ -41,7 +41,7 @@ def reproduce(
     on ``device`` ("cpu" or "cuda").
 
     Resumable: finished runs are reused, interrupted ones resumed (see
-    :mod:`tqpinn.reproduce.runner`). Returns the content of results.json.
+    :mod:`tqpinn.studies.reproduce.runner`). Returns the content of results.json.
     """
     validate_names([budget], BUDGETS, "budget")
     problems = validate_names(list(problems), PROBLEMS, "problems")

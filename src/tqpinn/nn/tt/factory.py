@@ -9,7 +9,7 @@ from torch import nn
 from tqpinn.errors import UserError
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.mlp import LinearFactory
-from tqpinn.nn.tt import TTLinear
+from tqpinn.nn.tt.layer import TTLinear
 
 FactorPair = tuple[Sequence[int], Sequence[int]]
 
