@@ -12,7 +12,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
         "__init__ errors",  # the version and the user-error type: everyone's
-        "devices machine",  # which device, which CPU: no numerics
+        "devices machine timing",  # which device, which CPU, how long: no numerics
         "formats",
         "quant",
         "qops",

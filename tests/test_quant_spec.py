@@ -73,3 +73,13 @@ def test_spec_copies_share_the_stochastic_rounding_generator():
     spec = PRESETS["smx_paper"]
     copy = spec.with_roles(fwd_input=spec.dgrad_grad_output)
     assert copy.generator is spec.generator
+
+
+def test_make_preset_gives_a_fresh_generator_each_time():
+    from tqpinn.quant.spec import make_preset
+
+    a, b = make_preset("smx_paper"), make_preset("smx_paper")
+    assert a == b and a.generator is not b.generator
+    assert make_preset("fp32") is None
+    with pytest.raises(UserError, match="unknown quant preset"):
+        make_preset("int3")

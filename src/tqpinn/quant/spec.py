@@ -163,6 +163,13 @@ def _preset(name: Any) -> QuantSpec | None:
     return PRESETS[name]
 
 
+def make_preset(name: str) -> QuantSpec | None:
+    """A fresh spec (its own stochastic-rounding generator) of the preset ``name``; None is
+    FP32. Unknown names raise UserError listing the presets."""
+    spec = _preset(name)
+    return None if spec is None else replace(spec)
+
+
 def resolve_quant(value: str | dict[str, Any] | QuantSpec | None) -> QuantSpec | None:
     """The spec for a config's ``quant`` value: a preset name, or a mapping of changes to a
     ``base`` preset (default fp32) with keys among :data:`SPEC_KEYS`. None means FP32."""
