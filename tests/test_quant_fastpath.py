@@ -1,5 +1,7 @@
-"""The exact fast path against the PyTorch reference: packing bit for bit, the bf16 GEMM within
-FP32 accumulation rounding of the exact sum of the same products."""
+"""The exact fast path against the PyTorch reference: packing bit for bit on every kernel build
+this CPU can run (each test names the build in its id; builds the CPU cannot run are skipped with
+the reason), the bf16 GEMM within FP32 accumulation rounding of the exact sum of the same
+products."""
 
 import dataclasses
 import math
@@ -11,7 +13,23 @@ from tqpinn.formats import FORMATS, pack, quantize, unpack
 from tqpinn.qops import gemm
 from tqpinn.quant import PRESETS, fastpath
 
-pytestmark = pytest.mark.skipif(not fastpath.available(), reason="no AVX512-BF16 / C compiler")
+RUNNABLE = {isa.name for isa in fastpath.runnable_isas()}
+
+
+@pytest.fixture(params=[isa.name for isa in fastpath.ISAS])
+def kernel_build(request, monkeypatch):
+    """Each kernel build in turn (the name is in the test id), skipped where it cannot run."""
+    if request.param not in RUNNABLE:
+        pytest.skip(f"this CPU cannot run the {request.param} build")
+    monkeypatch.setenv(fastpath.ENV_ISA, request.param)
+    if not fastpath.available():
+        pytest.skip(f"the {request.param} build did not compile (no C compiler?)")
+    return request.param
+
+
+needs_bf16_gemm = pytest.mark.skipif(
+    not fastpath.gemm_available(), reason="the bf16 GEMM needs AVX512-BF16"
+)
 
 KERNEL_FORMATS = sorted(n for n, f in FORMATS.items() if f.element == "int" and f.block)
 U32 = 2.0**-24
@@ -25,7 +43,7 @@ def _data(shape, seed):
 @pytest.mark.parametrize("name", KERNEL_FORMATS)
 @pytest.mark.parametrize("shape", [(64, 96), (37, 70), (5, 3), (1, 33), (130, 1)], ids=str)
 @pytest.mark.parametrize("transposed", [False, True])
-def test_kernel_quantization_is_the_reference_bit_for_bit(name, shape, transposed):
+def test_kernel_quantization_is_the_reference_bit_for_bit(kernel_build, name, shape, transposed):
     fmt = FORMATS[name]
     x = _data(shape, 3)
     x[0, 0] = math.nan  # a NaN block: all NaN, packed with the NaN exponent
@@ -43,6 +61,7 @@ def test_kernel_quantization_is_the_reference_bit_for_bit(name, shape, transpose
         assert torch.equal(unpacked.float().nan_to_num(), bf16.float().nan_to_num())
 
 
+@needs_bf16_gemm
 @pytest.mark.parametrize(("m", "n", "k"), [(100, 33, 40), (13, 7, 3), (64, 64, 1), (24, 40, 2000)])
 @pytest.mark.parametrize("layout", ["rows", "transposed"])
 def test_bf16_gemm_is_exact_products_with_fp32_sums(m, n, k, layout):
@@ -61,6 +80,7 @@ def test_bf16_gemm_is_exact_products_with_fp32_sums(m, n, k, layout):
     assert torch.all((got - exact).abs() <= bound)
 
 
+@needs_bf16_gemm
 @pytest.mark.parametrize("preset", ["smx_paper", "mx_int8"])
 def test_fast_and_reference_products_agree_within_two_accumulation_bounds(preset):
     """The same quantized layer with and without the fast path: the forward products differ
@@ -84,20 +104,45 @@ def test_fast_and_reference_products_agree_within_two_accumulation_bounds(preset
 
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    assert not fastpath.available() and not fastpath.gemm_available()
+    assert fastpath.describe()["quantizer"] == "pytorch reference"
+    assert fastpath.ENV_DISABLE in fastpath.describe()["fast_path_reason"]
+
+
+def test_a_forced_build_must_exist_and_run_here(monkeypatch):
+    monkeypatch.setenv(fastpath.ENV_ISA, "avx1024")
     assert not fastpath.available()
+    assert "not one of" in fastpath.describe()["fast_path_reason"]
+    monkeypatch.setenv(fastpath.ENV_ISA, "baseline")
+    if "baseline" in RUNNABLE:
+        assert not fastpath.gemm_available()
+        assert fastpath.describe()["quantized_gemm"] == "fp32 matmul on grid values"
 
 
-def test_tensors_off_the_cpu_never_reach_the_kernels():
-    """The C kernels read host memory: operands on another device (here "meta", standing in for
-    CUDA) take the PyTorch path instead of handing the kernel a device pointer."""
-    from tqpinn.formats import PackedTensor
-    from tqpinn.quant.store import OnGrid, bf16_operand
+def test_cpu_flags_choose_the_best_runnable_build(monkeypatch):
+    monkeypatch.setattr(fastpath.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"sse2", "avx2", "fma"}))
+    assert [isa.name for isa in fastpath.runnable_isas()] == ["avx2", "baseline"]
+    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"sse2"}))
+    assert [isa.name for isa in fastpath.runnable_isas()] == ["baseline"]
+    monkeypatch.setattr(fastpath.platform, "machine", lambda: "riscv64")
+    assert fastpath.runnable_isas() == []
 
-    fmt = FORMATS["smx_int8"]
-    elements = torch.zeros(8, 8, dtype=torch.int8, device="meta")
-    packed = PackedTensor(elements, torch.zeros(2, 2, dtype=torch.int8, device="meta"), fmt,
-                          torch.float32)  # fmt: skip
-    assert not fastpath.can_quantize(torch.zeros(8, 8, device="meta"), fmt, "nearest_even")
-    assert not fastpath.can_unpack(packed)
-    assert bf16_operand(packed) is None
-    assert bf16_operand(OnGrid(torch.zeros(8, 8, device="meta"), fmt)) is None
+
+def test_packing_through_a_quantized_layer_matches_the_reference(kernel_build, monkeypatch):
+    """A whole quantized layer, forward and backward, on each build against TQPINN_NO_FAST:
+    the packing is bit-identical, so with the same FP32 GEMMs (no bf16 kernel) so is
+    everything."""
+    spec = dataclasses.replace(PRESETS["smx_paper"], fast=False)
+
+    def layer() -> tuple[torch.Tensor, ...]:
+        # fresh tensors each time: quantizations are cached by tensor identity
+        x = _data((96, 256), 5).requires_grad_()
+        w = (_data((64, 256), 6) / 64).requires_grad_()
+        y = gemm(x, w, spec)
+        return (y.detach(), *torch.autograd.grad(y, (x, w), _data((96, 64), 7)))
+
+    fast = layer()
+    monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    reference = layer()
+    assert all(torch.equal(a, b) for a, b in zip(fast, reference, strict=True))

@@ -1,4 +1,4 @@
-"""The exact fast path: packing in one pass and bfloat16 GEMMs with FP32 accumulation.
+"""The exact fast path: quantization in one pass on every CPU, bfloat16 GEMMs where the CPU has them.
 
 Arithmetic semantics (docs/quantization.md): an INT8 block value m·2^e (|m| ≤ 127) is exact in
 bfloat16 and the product of two bfloat16 values is exact in FP32, so the bf16 GEMM computes
@@ -8,8 +8,13 @@ Products with a wider operand (INT12 gradients) stay FP32 GEMMs on grid values: 
 (at most 12 + 8 significant bits) are exact in FP32 as well.
 
 The kernels are C (kernels.c beside this file), compiled on first use with the system C compiler
-into a per-user cache and called through ctypes; without a compiler, x86-64 Linux and AVX512-BF16
-the library uses the PyTorch reference implementation instead (:func:`available` says which).
+into a per-user cache and called through ctypes. They are built for the best instruction set the
+CPU has (:data:`ISAS`, first match): the quantizer and unpacker are plain loops the compiler
+vectorises for that set (AVX-512, AVX2 with FMA, or the baseline: SSE2 on x86-64, NEON on
+aarch64), and the bf16 GEMM exists only where the CPU has AVX512-BF16. Every build quantizes bit
+for bit as the PyTorch reference (tests/test_quant_fastpath.py runs each build the CPU can run).
+Without a C compiler the library uses the reference implementation; :func:`describe` says which
+path runs and why.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,30 +34,77 @@ import torch
 from tqpinn.formats import BlockFormat, PackedTensor
 
 SOURCE = Path(__file__).with_name("kernels.c")
-CFLAGS = [
-    "-O3",
-    "-fPIC",
-    "-shared",
-    "-fopenmp",
-    "-mavx512f",
-    "-mavx512bw",
-    "-mavx512vl",
-    "-mavx512bf16",
-    "-fno-math-errno",
-    "-fno-trapping-math",
-]
+COMMON_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
+
+
+@dataclass(frozen=True)
+class Isa:
+    """One build of the kernels: the CPU flags it needs, its compiler flags, whether it has the
+    bf16 GEMM."""
+
+    name: str
+    cpu_flags: frozenset[str]
+    cflags: tuple[str, ...]
+    bf16_gemm: bool
+    machines: frozenset[str] = frozenset({"x86_64"})
+
+
+ISAS: tuple[Isa, ...] = (
+    Isa(
+        "avx512_bf16",
+        frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx2", "fma"}),
+        ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma"),
+        True,
+    ),
+    Isa("avx2", frozenset({"avx2", "fma"}), ("-mavx2", "-mfma"), False),
+    Isa("baseline", frozenset(), (), False, frozenset({"x86_64", "aarch64", "arm64"})),
+)
+"""Builds, best first; a CPU runs the first whose flags it has."""
+ISAS_BY_NAME = {isa.name: isa for isa in ISAS}
+
 ENV_DISABLE = "TQPINN_NO_FAST"
 """Set to 1 to force the PyTorch reference implementation (tests of the fallback use it)."""
+ENV_ISA = "TQPINN_FAST_ISA"
+"""Set to a name of :data:`ISAS` to use that build instead of the best one (it must run here)."""
 
 _i64, _ptr, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
 
 
-def _cpu_has_bf16() -> bool:
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The feature flags of this CPU (/proc/cpuinfo; empty where it cannot be read)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return platform.machine() == "x86_64" and " avx512_bf16" in flags
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def runnable_isas() -> list[Isa]:
+    """The builds this CPU can run, best first."""
+    machine, flags = platform.machine(), cpu_flags()
+    return [isa for isa in ISAS if machine in isa.machines and isa.cpu_flags <= flags]
+
+
+def chosen_isa() -> tuple[Isa | None, str]:
+    """The build to use and why (the reason names what is missing when there is none)."""
+    if os.environ.get(ENV_DISABLE, "") not in ("", "0"):
+        return None, f"{ENV_DISABLE} is set"
+    runnable = runnable_isas()
+    if not runnable:
+        return None, f"no kernel build for {platform.machine()}"
+    forced = os.environ.get(ENV_ISA, "")
+    if not forced:
+        return runnable[0], "best build for this CPU"
+    if forced not in ISAS_BY_NAME:
+        return None, f"{ENV_ISA}={forced!r} is not one of {sorted(ISAS_BY_NAME)}"
+    if ISAS_BY_NAME[forced] not in runnable:
+        return None, f"{ENV_ISA}={forced!r} needs CPU flags this CPU lacks"
+    return ISAS_BY_NAME[forced], f"{ENV_ISA} is set"
 
 
 def _cache_dir() -> Path:
@@ -60,12 +113,11 @@ def _cache_dir() -> Path:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
-    if not _cpu_has_bf16():
-        return None
+def _library(isa: Isa) -> ctypes.CDLL | None:
+    flags = [*COMMON_FLAGS, *isa.cflags]
     source = SOURCE.read_bytes()
-    tag = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    lib_path = _cache_dir() / f"tqpinn_kernels_{tag}.so"
+    tag = hashlib.sha256(source + " ".join(flags).encode()).hexdigest()[:16]
+    lib_path = _cache_dir() / f"tqpinn_kernels_{isa.name}_{tag}.so"
     if not lib_path.exists():
         lib_path.parent.mkdir(parents=True, exist_ok=True)
         compiler = os.environ.get("CC", "cc")
@@ -73,7 +125,7 @@ def _library() -> ctypes.CDLL | None:
             out = Path(tmp) / lib_path.name
             try:
                 subprocess.run(
-                    [compiler, *CFLAGS, str(SOURCE), "-o", str(out), "-lm"],
+                    [compiler, *flags, str(SOURCE), "-o", str(out), "-lm"],
                     check=True,
                     capture_output=True,
                 )
@@ -84,20 +136,49 @@ def _library() -> ctypes.CDLL | None:
     lib.tq_quantize.argtypes = [_ptr, _i64, _i64, _i64, _int, _int, _int, ctypes.c_float,
                                 _ptr, _ptr, _int, _ptr, _ptr]  # fmt: skip
     lib.tq_unpack.argtypes = [_ptr, _int, _ptr, _i64, _i64, _int, _int, _ptr, _ptr]
-    lib.tq_gemm.argtypes = [_i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64]
     lib.tq_set_threads.argtypes = [_int]
-    for fn in (lib.tq_quantize, lib.tq_unpack, lib.tq_gemm, lib.tq_set_threads):
+    functions = [lib.tq_quantize, lib.tq_unpack, lib.tq_set_threads]
+    if isa.bf16_gemm:
+        lib.tq_gemm.argtypes = [_i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64]
+        functions.append(lib.tq_gemm)
+    for fn in functions:
         fn.restype = None
     return lib
 
 
+def _active() -> tuple[Isa | None, ctypes.CDLL | None]:
+    isa, _ = chosen_isa()
+    return (None, None) if isa is None else (isa, _library(isa))
+
+
 def available() -> bool:
-    """True when the compiled kernels can run here (and TQPINN_NO_FAST is not set)."""
-    return os.environ.get(ENV_DISABLE, "") in ("", "0") and _library() is not None
+    """True when the compiled quantizer and unpacker can run here."""
+    return _active()[1] is not None
+
+
+def gemm_available() -> bool:
+    """True when the exact bf16 GEMM kernel can run here (AVX512-BF16 builds)."""
+    isa, lib = _active()
+    return lib is not None and isa.bf16_gemm
+
+
+def describe() -> dict[str, str | bool]:
+    """Which quantizer and GEMM path runs here, and why: for logs and every timing record."""
+    isa, reason = chosen_isa()
+    if isa is not None and _library(isa) is None:
+        isa, reason = None, f"the C compiler ({os.environ.get('CC', 'cc')}) failed or is missing"
+    return {
+        "quantizer": "pytorch reference" if isa is None else f"fused C kernel ({isa.name})",
+        "quantized_gemm": "bf16 kernel (avx512_bf16)"
+        if isa is not None and isa.bf16_gemm
+        else "fp32 matmul on grid values",
+        "fast_path_reason": reason,
+        "fastest_available": isa is not None and isa == ISAS[0],
+    }
 
 
 def _lib() -> ctypes.CDLL:
-    lib = _library()
+    lib = _active()[1]
     lib.tq_set_threads(torch.get_num_threads())
     return lib
 

@@ -8,9 +8,12 @@
  * tq_gemm:     C (M x N, FP32) = A (M x K) * B (N x K)^T from bfloat16 operands with AVX512-BF16
  *              dot products: every product of two bfloat16 values is exact in FP32 and the sums
  *              are FP32 additions rounded to nearest even (VDPBF16PS, which also flushes
- *              subnormal inputs and outputs to zero).
+ *              subnormal inputs and outputs to zero). Built only with -mavx512bf16.
+ *
+ * tq_quantize and tq_unpack are plain C that the compiler vectorises for the instruction set the
+ * build targets (AVX-512, AVX2, or the baseline); their results do not depend on it: every step
+ * is exact or correctly rounded (a multiply by a power of two, round-half-even, a clamp).
  */
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -163,6 +166,9 @@ void tq_unpack(const void *elements, int ebytes, const int8_t *exps, int64_t R, 
     }
 }
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+
 #define MR 12
 #define NR 32  /* two vectors of 16 FP32 lanes */
 #define KC 384 /* pairs per K block: A tile 18 KiB, a B panel block 48 KiB */
@@ -273,5 +279,6 @@ void tq_gemm(int64_t M, int64_t N, int64_t K, const uint16_t *a, int64_t asm_, i
     }
     free(bp);
 }
+#endif /* __AVX512BF16__ */
 
 void tq_set_threads(int n) { omp_set_num_threads(n); }

@@ -55,7 +55,7 @@ def packed(
     if fastpath.can_quantize(m, op.fmt, op.rounding):
         # An untransposed ≤ 8-bit pack is usually a forward operand: its bfloat16 values come
         # out of the same pass and wait in _decoded for the GEMM.
-        want_bf16 = not transposed and op.fmt.bits <= 8
+        want_bf16 = not transposed and op.fmt.bits <= 8 and fastpath.gemm_available()
         p, _, bf16 = fastpath.quantize_matrix(m, op.fmt, transposed, bf16=want_bf16)
         if bf16 is not None:
             _remember(p, "bf16", bf16)
@@ -157,7 +157,7 @@ def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
     """x as exact bfloat16 values for the fast (CPU) kernel: FP32 integer block operands of at
     most 8 bits on the CPU; None otherwise or when the kernel is unavailable."""
     if isinstance(x, PackedTensor):
-        if x.fmt.bits > 8 or not fastpath.can_unpack(x):
+        if x.fmt.bits > 8 or not fastpath.can_unpack(x) or not fastpath.gemm_available():
             return None
         found = _recall(x, "bf16")
         return found if found is not None else fastpath.unpack_matrix(x, False, True)[1]
@@ -167,7 +167,7 @@ def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
         or x.values.device.type != "cpu"
     ):
         return None
-    if x.fmt.element != "int" or x.fmt.bits > 8 or not fastpath.available():
+    if x.fmt.element != "int" or x.fmt.bits > 8 or not fastpath.gemm_available():
         return None
     return x.values.to(torch.bfloat16)  # round to nearest: exact for ≤ 8 significant bits
 
