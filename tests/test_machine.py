@@ -26,7 +26,15 @@ CPU implementer\t: 0x41
 def test_x86_model_and_flags_in_speed_order():
     info = parse_cpuinfo(X86)
     assert info.model == "Intel(R) Xeon(R) Platinum 8480+"
-    assert info.flags == ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    assert info.flags == (
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_bf16",
+        "amx_int8",
+    )
 
 
 def test_flags_outside_the_list_are_dropped_and_substrings_do_not_match():

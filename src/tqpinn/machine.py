@@ -80,7 +80,7 @@ def load_average() -> list[float]:
 
 
 def device_name(device: str | torch.device = "cpu") -> str:
-    """"cpu", or the GPU's name for a CUDA device."""
+    """ "cpu", or the GPU's name for a CUDA device."""
     dev = torch.device(device)
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
 
