@@ -55,4 +55,3 @@ class StepRunner:
 
     def wall_seconds(self, repeats: int = 3) -> float:
         return time_step(self.step, repeats)
-
