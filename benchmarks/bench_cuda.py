@@ -1,7 +1,7 @@
 """Training on a CUDA device: a smoke run of each pipeline, CPU/CUDA agreement, step times of
 the quantization presets, and the Poisson-2D prior recipes to their targets; writes JSON.
 
-    python benchmarks/bench_cuda.py --out runs/bench_cuda.json [--recipe-steps 1000]
+    python benchmarks/bench_cuda.py [--out benchmarks/results/bench_cuda.json] [--recipe-steps 1000]
 
 (``--device cpu`` runs the same sections on the CPU: a dry run of the script itself.)
 
@@ -21,7 +21,6 @@ runs. The JSON is rewritten after each section, so a run cut short keeps what it
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -33,8 +32,10 @@ from typing import Any
 
 import torch
 
+from common import parser
+from tqpinn.machine import machine_info
 from tqpinn.studies.reproduce.runner import step_times
-from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
+from tqpinn.train.config import Config, load_config
 from tqpinn.train.trainer import build_run, train, train_step
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -52,8 +53,8 @@ SMOKE = {
 PRESETS = ("fp32", "mx_int8", "smx_paper")
 
 
-def config(name: str, overrides: list[str]):
-    return config_from_dict(apply_overrides(read_yaml(CONFIGS / name), overrides))
+def config(name: str, overrides: list[str]) -> Config:
+    return load_config(CONFIGS / name, overrides)
 
 
 def smoke(device: str, steps: int) -> dict[str, Any]:
@@ -130,23 +131,19 @@ def recipes(device: str, steps: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--smoke-steps", type=int, default=20)
-    parser.add_argument("--agreement-steps", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--recipe-steps", type=int, default=1000)
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    args = parser.parse_args()
+    p = parser(__doc__, "bench_cuda.json")
+    p.add_argument("--smoke-steps", type=int, default=20)
+    p.add_argument("--agreement-steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--recipe-steps", type=int, default=1000)
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    args = p.parse_args()
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_cuda.py: no CUDA device is available")
     result: dict[str, Any] = {
-        "settings": {
-            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-        }
+        "settings": {"cuda": torch.version.cuda},
+        "machine": machine_info(device),
     }
     sections: dict[str, Callable[[], Any]] = {
         "smoke": lambda: smoke(device, args.smoke_steps),

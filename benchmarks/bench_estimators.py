@@ -1,6 +1,6 @@
 """Time per training step of the autodiff and Stein estimators; writes JSON.
 
-    python benchmarks/bench_estimators.py --out runs/bench_estimators.json
+    python benchmarks/bench_estimators.py [--out benchmarks/results/bench_estimators.json]
 
 A training step is: fresh interior points, the interior residual through the estimator, mean
 square, backward, Adam step (Heat-100D: 101-256-256-256-1 tanh, 50 points, u_t − Δu;
@@ -16,22 +16,19 @@ with torch.func support).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from common import parser, write_result
 from tqpinn.derivatives import DT, LAP, Fields, make_estimator
 from tqpinn.derivatives.base import Estimator
+from tqpinn.machine import load_average
 from tqpinn.nn import MLP
 from tqpinn.pdes import Problem, get_problem
+from tqpinn.timing import interleaved
 from tqpinn.train.loss import solution_fields
 
 PROBLEMS = {
@@ -87,15 +84,7 @@ def make_step(problem: Problem, estimator: Estimator, points: int, seed: int) ->
 
 def run_interleaved(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
     """Seconds per step of each configuration; one warm-up step each, then ``rounds`` rounds."""
-    for step in steps.values():
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return times
+    return interleaved(steps, rounds)
 
 
 def summarize(times: dict[str, list[float]], baseline: str) -> dict[str, dict]:
@@ -135,7 +124,7 @@ def training_step_section(pairs: list[int], diffquant_modes: list[str], rounds: 
                 "estimators": {label: repr(est) for label, est in estimators.items()},
             },
             "results": summarize(times, "autodiff"),
-            "loadavg_after": os.getloadavg(),
+            "loadavg_after": load_average(),
         }
         print_table(key, section[key]["results"], "autodiff")
     return section
@@ -167,7 +156,7 @@ def autodiff_laplacian_section(rounds: int) -> dict:
             "setting": {"problem": name, "options": options, "interior_points": points},
             "results": summarize(times, baseline),
             "torch_func_error": func_error,
-            "loadavg_after": os.getloadavg(),
+            "loadavg_after": load_average(),
         }
         print_table(f"{key} autodiff Laplacian", section[key]["results"], baseline)
     return section
@@ -181,41 +170,34 @@ def print_table(title: str, results: dict[str, dict], baseline: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--rounds", type=int, default=5, help="timed steps per configuration")
-    parser.add_argument("--pairs", default="128,512,1024", help="Stein pair counts K")
-    parser.add_argument(
+    p = parser(__doc__, "bench_estimators.json")
+    p.add_argument("--rounds", type=int, default=5, help="timed steps per configuration")
+    p.add_argument("--pairs", default="128,512,1024", help="Stein pair counts K")
+    p.add_argument(
         "--diffquant", default="off,full", help="Stein DiffQuant modes (evaluation paths) to time"
     )
-    parser.add_argument(
+    p.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
-    parser.add_argument(
+    p.add_argument(
         "--skip-autodiff-sweep", action="store_true", help="skip the directions_per_pass sweep"
     )
-    args = parser.parse_args()
+    args = p.parse_args()
     torch.set_float32_matmul_precision("highest")  # IEEE FP32 baselines, no TF32
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     result = {
         "command": " ".join(sys.argv),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
         "rounds": args.rounds,
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": load_average(),
         "training_step": training_step_section(
             [int(k) for k in args.pairs.split(",")], args.diffquant.split(","), args.rounds
         ),
     }
     if not args.skip_autodiff_sweep:
         result["autodiff_laplacian"] = autodiff_laplacian_section(args.rounds)
-    result["loadavg_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    result["loadavg_end"] = load_average()
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from common import parser, write_result
+from tqpinn.machine import load_average
 
 BASE: dict[str, Any] = {
     "seed": 0,
@@ -127,21 +128,19 @@ def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_memory.json"))
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    p = parser(__doc__, "bench_memory.json")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
     if args.child:
         print(json.dumps(measure(json.loads(args.child))))
         return
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_memory.py",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "ram_bytes": ram},
-        "torch": torch.__version__,
+        "ram_bytes": ram,
         "threads_per_process": 1,
         "malloc_mmap_threshold": 131072,
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": load_average(),
         "base": BASE,
         "estimators": ESTIMATORS,
         "sweeps": {},
@@ -167,10 +166,8 @@ def main() -> None:
     result["quant"] = {
         quant: run_child(config_for("stein", quant=quant)) for quant in ("fp32", "smx_paper")
     }
-    result["loadavg_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    result["loadavg_end"] = load_average()
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     tqpinn hw --compare --out benchmarks/results/hw_compare      # traces + compare.json
     python benchmarks/pinta_sensitivity.py --traces benchmarks/results/hw_compare \\
-        --out benchmarks/results/pinta_sensitivity.json
+        [--out benchmarks/results/pinta_sensitivity.json]
 
 Each variant changes one group of parameters of the default PINTA description (or of the
 baseline platforms) and costs the same traced steps again (no re-tracing, no timing: the numbers
@@ -12,15 +12,14 @@ on each datasheet platform.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common import parser, write_result
 from tqpinn.hw.hardware import DEFAULT_HARDWARE, hardware_from_dict
 from tqpinn.hw.pinta import Pinta
 from tqpinn.hw.platforms import Platform, load_platforms, roofline
@@ -68,10 +67,9 @@ def platform_variant(p: Platform, changes: dict[str, float]) -> Platform:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--traces", type=Path, default=Path("benchmarks/results/hw_compare"))
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    p = parser(__doc__, "pinta_sensitivity.json")
+    p.add_argument("--traces", type=Path, default=Path("benchmarks/results/hw_compare"))
+    args = p.parse_args()
     platforms, flops_per_element = load_platforms()
     results: dict[str, Any] = {"hardware_variants": HARDWARE_VARIANTS, "problems": {}}
     for case in CASES:
@@ -96,8 +94,7 @@ def main() -> None:
                         "energy_saving": est.energy_j / report.energy_j,
                     }
         results["problems"][case.problem] = rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(args.out, results)
     for problem, rows in results["problems"].items():
         print(problem)
         for name, r in rows.items():

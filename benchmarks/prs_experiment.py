@@ -6,15 +6,12 @@ FP32 (each merged core quantized once) and quantized. Part 2 (training): Poisson
 trained with each plan under smx_paper (reduced budget, stated in the JSON). Writes JSON and a
 plot:
 
-    python benchmarks/prs_experiment.py --out benchmarks/results/prs.json \\
+    python benchmarks/prs_experiment.py [--out benchmarks/results/prs.json] \\
         --plot docs/tt_prs.png [--seeds 3] [--rows 4096] [--steps 200] [--pairs 32] [--no-train]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +19,10 @@ from typing import Any
 
 import torch
 
-from tqpinn.quant.spec import resolve_quant
+from common import parser, write_result
+from tqpinn.machine import load_average
+from tqpinn.quant.spec import make_preset
+from tqpinn.report.pyplot import pyplot
 from tqpinn.studies.prs import PAPER_CASES, layer_errors
 from tqpinn.train.config import load_config
 from tqpinn.train.trainer import train
@@ -37,7 +37,7 @@ TRAIN_PROBLEMS = {"poisson2d": "poisson2d_smx_se_tt.yaml", "hjb20d": "hjb20d_smx
 
 
 def layer_part(seeds: int, rows: int) -> list[dict[str, Any]]:
-    spec = resolve_quant("smx_paper")
+    spec = make_preset("smx_paper")
     rows_out = []
     for merge in ("fp32", "quantized"):
         for case in PAPER_CASES:
@@ -96,11 +96,7 @@ def train_part(steps: int, pairs: int, out_root: Path) -> list[dict[str, Any]]:
 
 
 def plot(summary: list[dict[str, Any]], training: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     case = "hjb20d_hidden"
     panels = 2 if training else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
@@ -147,18 +143,17 @@ def plot(summary: list[dict[str, Any]], training: list[dict[str, Any]], path: Pa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--plot", type=Path, default=None)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "prs")
-    parser.add_argument("--no-train", action="store_true")
-    args = parser.parse_args()
+    p = parser(__doc__, "prs.json")
+    p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--pairs", type=int, default=32)
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "prs")
+    p.add_argument("--no-train", action="store_true")
+    args = p.parse_args()
     torch.set_float32_matmul_precision("highest")
-    start, load_before = time.perf_counter(), os.getloadavg()
+    start, load_before = time.perf_counter(), load_average()
     layers = layer_part(args.seeds, args.rows)
     summary = summarize(layers)
     training = [] if args.no_train else train_part(args.steps, args.pairs, args.runs)
@@ -166,15 +161,15 @@ def main() -> None:
         "experiment": "prs",
         "quant": "smx_paper",
         "settings": vars(args) | {"out": str(args.out), "plot": str(args.plot), "runs": None},
-        "loadavg_before": list(load_before),
-        "loadavg_after": list(os.getloadavg()),
+        "loadavg_before": load_before,
+        "loadavg_after": load_average(),
         "wall_seconds": time.perf_counter() - start,
         "layer_summary": summary,
         "layer_runs": layers,
         "training": training,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
+    print(f"{len(summary)} layer cases x plans, {len(training)} training runs")
     if args.plot is not None:
         plot(summary, training, args.plot)
 

@@ -1,7 +1,7 @@
 """Cross-check PINTA's systolic cycle model against SCALE-Sim on the GEMMs of a real step; JSON.
 
     pip install 'tqpinn[hw]'   # scalesim; its 3.0.0 memory model needs numpy < 2.4
-    python benchmarks/scalesim_crosscheck.py --out benchmarks/results/scalesim_crosscheck.json
+    python benchmarks/scalesim_crosscheck.py [--out benchmarks/results/scalesim_crosscheck.json]
 
 Traces one training step of the Poisson-2D full pipeline (Stein with DiffQuant streams, TT
 hidden layers with PRS, smx_paper) at a reduced batch (``--pairs``, ``--points``: SCALE-Sim simulates every cycle,
@@ -19,22 +19,22 @@ docs/pinta.md ("Cross-check with SCALE-Sim") explains every difference above 25%
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from common import parser, write_result
 from tqpinn.hw.export import exported_shape, read_compute_cycles, write_scalesim_inputs
 from tqpinn.hw.hardware import load_hardware
 from tqpinn.hw.pinta import select_mode
 from tqpinn.hw.steps import StepRunner
 from tqpinn.hw.systolic import DATAFLOWS, best_mapping, compute_cycles, map_gemm
-from tqpinn.studies.hw_compare import CASES, pipeline_config
-from tqpinn.train.config import apply_overrides, config_from_dict
+from tqpinn.machine import load_average
+from tqpinn.studies.hw_compare import CASES
+from tqpinn.train.config import load_config
 
 
 def run_scalesim(shapes: list[tuple[int, int, int]], dataflow: str, work: Path) -> list[int]:
@@ -55,28 +55,22 @@ def run_scalesim(shapes: list[tuple[int, int, int]], dataflow: str, work: Path) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--configs", type=Path, default=Path("configs"))
-    parser.add_argument("--pairs", type=int, default=16)
-    parser.add_argument("--points", type=int, default=16)
-    args = parser.parse_args()
+    p = parser(__doc__, "scalesim_crosscheck.json")
+    p.add_argument("--configs", type=Path, default=Path("configs"))
+    p.add_argument("--pairs", type=int, default=16)
+    p.add_argument("--points", type=int, default=16)
+    args = p.parse_args()
     torch.set_float32_matmul_precision("highest")
     hw = load_hardware()
     rows_, cols_ = hw.array.rows, hw.array.cols
-    load_before = os.getloadavg()
+    load_before = load_average()
 
-    cfg, formats_later = pipeline_config(CASES[0], args.configs)
     small = [
         f"estimator.pairs={args.pairs}",
         f"train.points={{interior: {args.points}, boundary: {args.points}}}",
     ]
-    cfg = config_from_dict(apply_overrides(cfg.to_dict(), small))
+    cfg = load_config(args.configs / CASES[0].pipeline, small)
     trace = StepRunner.build(cfg).trace()
-    if formats_later:
-        from tqpinn.studies.hw_compare import with_spec_formats
-
-        trace = with_spec_formats(trace, CASES[0].quant)
 
     distinct: dict[tuple[int, int, int, str], int] = {}
     for g in trace.gemms:
@@ -127,8 +121,7 @@ def main() -> None:
         "array": [rows_, cols_],
         "trace": {
             "config": CASES[0].pipeline,
-            "overrides": [*CASES[0].pipeline_set, *small],
-            "formats_set_after_tracing": formats_later,
+            "overrides": small,
             "gemms": len(trace.gemms),
             "distinct_shapes": len(rows),
         },
@@ -143,10 +136,9 @@ def main() -> None:
         },
         "scalesim_seconds": scalesim_s,
         "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
+        "loadavg_after": load_average(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({"totals": totals, "max_abs_rel_diff": result["max_abs_rel_diff"]}, indent=2))
 
 

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tqpinn.errors import UserError
-from tqpinn.studies.reproduce import BUDGETS, PROBLEMS, RECIPES, VARIANTS, Recipe, reproduce
+from tqpinn.studies.reproduce import BUDGETS, PROBLEMS, VARIANTS, reproduce, variant_configs
 from tqpinn.studies.reproduce.runner import train_or_reuse
 from tqpinn.train.checkpoint import list_checkpoints
 from tqpinn.train.config import config_from_dict, load_config
@@ -21,9 +22,9 @@ TINY_VARIANTS = ["fp32_se_dense", "smx_se_naive", "full_pipeline"]
 @pytest.mark.parametrize("budget", BUDGETS)
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_every_variant_of_every_recipe_is_a_valid_config(budget, problem):
-    rec = RECIPES[budget][problem]
-    configs = {v.key: config_from_dict(v.config(rec.base, rec.tt)) for v in VARIANTS}
+    configs = variant_configs(budget, problem)
     ref = configs["fp32_se_dense"]
+    pipeline_tt = configs["full_pipeline"].model.tt
     for v in VARIANTS:
         c = configs[v.key]
         # One budget per problem: every variant trains the same problem, steps and points.
@@ -36,29 +37,30 @@ def test_every_variant_of_every_recipe_is_a_valid_config(budget, problem):
         assert (c.model.tt is None) == (v.tt_plan is None)
         if c.model.tt is not None:
             assert c.model.tt.plan == v.tt_plan
-            assert c.model.tt.layers == rec.tt["layers"]
-    assert configs["full_pipeline"].model.tt.groups == rec.tt["groups"]
+            assert (c.model.tt.layers, c.model.tt.ranks) == (pipeline_tt.layers, pipeline_tt.ranks)
+            assert c.model.tt.groups == (pipeline_tt.groups if v.tt_plan == "partial" else None)
+    assert pipeline_tt.plan == "partial"
 
 
-def tiny_recipe() -> Recipe:
-    base = RECIPES["quick"]["poisson2d"].base
-    train = {**base["train"], "steps": 4, "eval_every": 2, "checkpoint_every": 2}
-    return Recipe(
-        "tiny Poisson",
-        {
-            **base,
-            "model": {"widths": [8, 8], "activation": "tanh"},
-            "estimator": {**base["estimator"], "pairs": 4},
-            "train": {**train, "eval_points": 64},
-        },
-        {"layers": [1], "ranks": 2, "shapes": [[[2, 4], [2, 4]]], "groups": 1},
-    )
+def tiny_configs(directory: Path) -> Path:
+    """A configs folder whose quick Poisson pipeline is tiny (4 steps of an 8-wide network)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = load_config(CONFIGS / "poisson2d_quick.yaml").to_dict()
+    data["model"]["widths"] = [8, 8]
+    tt = {**data["model"]["tt"], "ranks": 2, "shapes": [[[2, 4], [2, 4]]], "groups": 1}
+    data["model"]["tt"] = tt
+    data["estimator"]["pairs"] = 4
+    data["train"].update(steps=4, eval_every=2, checkpoint_every=2, eval_points=64)
+    (directory / "poisson2d_quick.yaml").write_text(yaml.safe_dump(data))
+    return directory
 
 
-def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path, monkeypatch):
-    monkeypatch.setitem(RECIPES["quick"], "poisson2d", tiny_recipe())
+def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
+    configs = tiny_configs(tmp_path / "configs")
     out = tmp_path / "repro"
-    first = reproduce(out, "quick", ["poisson2d"], TINY_VARIANTS, timing_rounds=1, log=print)
+    first = reproduce(
+        out, "quick", ["poisson2d"], TINY_VARIANTS, timing_rounds=1, log=print, configs_dir=configs
+    )
     rows = first["problems"]["poisson2d"]["variants"]
     assert list(rows) == TINY_VARIANTS
     for row in rows.values():
@@ -77,7 +79,13 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path, mo
     list_checkpoints(run_dir)[-1].unlink()
     messages = []
     second = reproduce(
-        out, "quick", ["poisson2d"], TINY_VARIANTS, timing_rounds=1, log=messages.append
+        out,
+        "quick",
+        ["poisson2d"],
+        TINY_VARIANTS,
+        timing_rounds=1,
+        log=messages.append,
+        configs_dir=configs,
     )
     runs = [m.split() for m in messages if m.lstrip().startswith(("reuse", "resume", "train"))]
     assert [(action, path.split("/")[-1]) for action, path in runs] == [
@@ -92,10 +100,9 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path, mo
         assert again[key]["history"] == rows[key]["history"]
 
 
-def test_a_run_directory_of_another_config_is_not_overwritten(tmp_path, monkeypatch):
-    rec = tiny_recipe()
-    variant = VARIANTS[1]
-    config = config_from_dict(variant.config(rec.base, rec.tt))
+def test_a_run_directory_of_another_config_is_not_overwritten(tmp_path):
+    configs = tiny_configs(tmp_path / "configs")
+    config = variant_configs("quick", "poisson2d", VARIANTS[1:2], configs)[VARIANTS[1].key]
     train_or_reuse(config, tmp_path / "run", log=lambda m: None)
     other = config_from_dict({**config.to_dict(), "seed": 1})
     with pytest.raises(UserError, match="different config"):
@@ -128,17 +135,35 @@ def test_cli_user_error_is_one_line_and_exit_code_2(tmp_path):
     assert len(lines) == 1 and "unknown budget ['x']" in lines[0], result.stderr
 
 
+PAPER_FILES = {
+    "fp32_ad_dense": "{problem}_fp32_ad.yaml",
+    "fp32_se_dense": "{problem}_fp32_se.yaml",
+    "full_pipeline": "{problem}_smx_se_tt.yaml",
+}
+
+
 @pytest.mark.parametrize("problem", PROBLEMS)
-def test_paper_full_pipeline_is_the_committed_config(problem):
-    # configs/<problem>_smx_se_tt.yaml is what the paper budget trains as its full pipeline.
-    rec = RECIPES["paper"][problem]
-    full = next(v for v in VARIANTS if v.key == "full_pipeline")
-    committed = load_config(CONFIGS / f"{problem}_smx_se_tt.yaml")
-    assert config_from_dict(full.config(rec.base, rec.tt)) == committed
+def test_paper_variants_are_the_committed_recipes(problem):
+    # Turning the pipeline's ingredients off gives back the prior recipes it extends.
+    configs = variant_configs("paper", problem)
+    for key, name in PAPER_FILES.items():
+        assert configs[key] == load_config(CONFIGS / name.format(problem=problem)), key
 
 
 def test_make_run_trains_the_quick_poisson_full_pipeline():
-    rec = RECIPES["quick"]["poisson2d"]
-    full = next(v for v in VARIANTS if v.key == "full_pipeline")
     committed = load_config(CONFIGS / "default.yaml")
-    assert config_from_dict(full.config(rec.base, rec.tt)) == committed
+    assert variant_configs("quick", "poisson2d")["full_pipeline"] == committed
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_quick_budget_changes_only_sizes(problem):
+    quick = variant_configs("quick", problem)["full_pipeline"]
+    paper = variant_configs("paper", problem)["full_pipeline"]
+    assert (quick.problem, quick.quant, quick.estimator.sigma, quick.estimator.diffquant) == (
+        paper.problem,
+        paper.quant,
+        paper.estimator.sigma,
+        paper.estimator.diffquant,
+    )
+    assert quick.train.steps < paper.train.steps
+    assert quick.estimator.pairs < paper.estimator.pairs

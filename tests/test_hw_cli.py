@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tqpinn.studies.hw_compare import CASES, PAPER_ENERGY_SAVING, PAPER_SPEEDUP
+from tqpinn.studies.hw_compare import CASES, PAPER_ENERGY_SAVING, PAPER_SPEEDUP, case_configs
+from tqpinn.studies.reproduce import variant_configs
+from tqpinn.train.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +37,7 @@ def tiny_recipes(directory: Path) -> Path:
     directory.mkdir()
     names = {n for c in CASES for n in (c.baseline, c.pipeline)}
     for name in names:
-        data = yaml.safe_load((REPO / "configs" / name).read_text())
+        data = load_config(REPO / "configs" / name).to_dict()
         data["model"]["widths"] = SHRINK["model"]["widths"]
         if data["model"].get("tt"):
             data["model"]["tt"]["shapes"] = None
@@ -46,8 +48,18 @@ def tiny_recipes(directory: Path) -> Path:
     return directory
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.problem for c in CASES])
+def test_compare_costs_the_networks_that_reproduce_trains(case):
+    # The paper-budget ablation's first and last rows: FP32 autodiff and the full pipeline
+    # (for Poisson and Heat: rank-4 Xavier TT hidden layers, PRS).
+    baseline, pipeline = case_configs(case, REPO / "configs")
+    trained = variant_configs("paper", case.problem)
+    assert baseline == trained["fp32_ad_dense"]
+    assert pipeline == trained["full_pipeline"]
+
+
 def test_one_config_writes_json_trace_and_plot(tmp_path):
-    cfg = tiny_recipes(tmp_path / "configs") / "poisson2d_fp32_se.yaml"
+    cfg = tiny_recipes(tmp_path / "configs") / "poisson2d_fp32_ad.yaml"
     out = tmp_path / "hw"
     result = tqpinn(
         "--config", str(cfg), "--set", "quant=smx_paper", "--out", str(out), "--no-measure"

@@ -12,7 +12,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
         "__init__ errors",  # the version and the user-error type: everyone's
-        "devices machine timing",  # which device, which CPU, how long: no numerics
+        "devices machine",  # which device, which CPU: no numerics
+        "timing",  # how long, synchronising the device: no numerics
         "formats",
         "quant",
         "qops",

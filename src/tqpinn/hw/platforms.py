@@ -14,8 +14,6 @@ a measurement on at least one platform.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +26,7 @@ from tqpinn.errors import UserError
 from tqpinn.hw.hardware import unsourced
 from tqpinn.hw.opclass import OP_CLASSES
 from tqpinn.hw.trace import Trace
+from tqpinn.timing import interleaved, medians
 
 PLATFORMS_FILE = "platforms.yaml"
 
@@ -116,13 +115,8 @@ def roofline(
 
 
 def _best_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up: allocations, thread pool start
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    """The fastest of ``repeats`` timed calls after one warm-up (allocations, thread pool)."""
+    return min(interleaved({"fn": fn}, repeats)["fn"])
 
 
 def measure_this_machine(repeats: int = 5) -> Platform:
@@ -158,10 +152,4 @@ def measure_this_machine(repeats: int = 5) -> Platform:
 
 def time_step(step: Callable[[], Any], repeats: int = 3) -> float:
     """Median wall time of ``step()`` over ``repeats`` calls, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return medians(interleaved({"step": step}, repeats))["step"]

@@ -1,19 +1,16 @@
-"""Stacked energy-breakdown plot of a PINTA report (matplotlib imported lazily, Agg backend)."""
+"""Stacked energy-breakdown plot of a PINTA report."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tqpinn.hw.pinta import ENERGY_COMPONENTS, PHASE_GROUPS, PintaReport
+from tqpinn.report.pyplot import pyplot
 
 
 def plot_energy_breakdown(report: PintaReport, path: Path, title: str = "") -> None:
     """One bar per training phase (forward, backward, optimizer), stacked by component (µJ)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     bottom = [0.0] * len(PHASE_GROUPS)
     for component in ENERGY_COMPONENTS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from tqpinn.hw.pinta import Pinta, PintaReport
 from tqpinn.hw.platforms import load_platforms, measure_this_machine, roofline
 from tqpinn.hw.steps import StepRunner
 from tqpinn.hw.trace import Trace
+from tqpinn.machine import load_average, machine_info
 from tqpinn.train.config import load_config
 
 THIS_MACHINE = "this_machine"
@@ -42,5 +42,6 @@ def cost_config(
     }
     if measure:
         result["this_machine_measured_step_s"] = runner.wall_seconds(repeats=2)
-        result["loadavg"] = os.getloadavg()
+        result["loadavg"] = load_average()
+        result["machine"] = machine_info()
     return result, trace, report

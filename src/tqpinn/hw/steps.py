@@ -55,8 +55,3 @@ class StepRunner:
 
     def wall_seconds(self, repeats: int = 3) -> float:
         return time_step(self.step, repeats)
-
-
-def trace_config(config: Config, warmup_steps: int = 1) -> Trace:
-    """The trace of one steady-state training step of ``config``."""
-    return StepRunner.build(config, warmup_steps).trace()

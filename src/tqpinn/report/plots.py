@@ -1,4 +1,4 @@
-"""PNG plots of a run (matplotlib imported lazily, Agg backend: no display needed)."""
+"""PNG plots of a run (matplotlib through :func:`tqpinn.report.pyplot.pyplot`)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from typing import Any
 
 import torch
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from tqpinn.report.pyplot import pyplot
 
 
 def plot_error_history(records: list[dict[str, Any]], path: Path, title: str = "") -> None:
     """Relative L2 (and L1) error against training step, log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     steps = [r["step"] for r in records]
     ax.semilogy(steps, [r["rel_l2"] for r in records], marker="o", ms=3, label="rel. L2")
@@ -38,7 +31,7 @@ def plot_solution_2d(
     x: torch.Tensor, u_pred: torch.Tensor, u_exact: torch.Tensor, path: Path, title: str = ""
 ) -> None:
     """Prediction, exact solution and absolute error over a 2-D domain (x (N, 2))."""
-    plt = _pyplot()
+    plt = pyplot()
     xs, ys = x[:, 0].numpy(), x[:, 1].numpy()
     panels = [
         ("prediction", u_pred.numpy()),

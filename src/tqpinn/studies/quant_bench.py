@@ -7,21 +7,21 @@ to the FP32 step measured in the same loop, with the load average before and aft
 
 from __future__ import annotations
 
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+import functools
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tqpinn.formats import SMX_INT8, quantize
+from tqpinn.machine import load_average, machine_info
 from tqpinn.qops import gemm, observe_gemms
 from tqpinn.quant import fastpath
 from tqpinn.quant.memory import saved_bytes
-from tqpinn.train.config import apply_overrides, config_from_dict, read_yaml
+from tqpinn.timing import interleaved, medians
+from tqpinn.train.config import load_config
 from tqpinn.train.loss import pinn_loss
 from tqpinn.train.trainer import build_run, sample_batch, train_step
 
@@ -35,11 +35,7 @@ CONFIGS = {
 
 
 def _runs(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    data = read_yaml(path)
-    return {
-        p: build_run(config_from_dict(apply_overrides(data, [*overrides, f"quant={p}"])))
-        for p in PRESETS
-    }
+    return {p: build_run(load_config(path, [*overrides, f"quant={p}"])) for p in PRESETS}
 
 
 def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
@@ -47,13 +43,14 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
     memory = {
         p: saved_bytes(lambda r=r: train_step(r, 0), r.net).as_dict() for p, r in runs.items()
     }
-    times: dict[str, list[float]] = {p: [] for p in PRESETS}
-    for step in range(1, repeats + 1):
-        for p, run in runs.items():
-            start = time.perf_counter()
-            train_step(run, step)
-            times[p].append(time.perf_counter() - start)
-    median = {p: statistics.median(t) for p, t in times.items()}
+    # saved_bytes took step 0 of every run: the timed steps are 1..repeats, no warm-up round.
+    steps = {p: itertools.count(1) for p in PRESETS}
+    times = interleaved(
+        {p: functools.partial(_next_step, run, steps[p]) for p, run in runs.items()},
+        repeats,
+        warmup=0,
+    )
+    median = medians(times)
     total = {p: m["total"] for p, m in memory.items()}
     first = runs["fp32"]
     return {
@@ -72,6 +69,10 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
     }
 
 
+def _next_step(run: Any, steps: Iterator[int]) -> None:
+    train_step(run, next(steps))
+
+
 def _rows_per_step(run: Any) -> int:
     """Network rows of one step's forward (all conditions), counted by the GEMM trace."""
     first: list[int] = []
@@ -83,18 +84,6 @@ def _rows_per_step(run: Any) -> int:
     with torch.no_grad(), observe_gemms(record):
         pinn_loss(run.problem, run.net, run.estimator, run.conditions, sample_batch(run), None)
     return sum(first)
-
-
-def _interleaved_medians(variants: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median seconds of each variant over ``repeats`` rounds (one call of each per round,
-    after one warm-up round)."""
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(repeats + 1):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v[1:]) for k, v in times.items()}
 
 
 def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dict[str, float]:
@@ -114,7 +103,7 @@ def fp32_overhead(rows: int = 20_000, width: int = 256, repeats: int = 5) -> dic
             gemm(x, w).sum().backward()
 
     variants = {"plain": plain, "qops": unobserved, "qops_observed": observed}
-    med = _interleaved_medians(variants, repeats)
+    med = medians(interleaved(variants, repeats))
     return {
         "rows": rows,
         "width": width,
@@ -141,7 +130,7 @@ def forward_product(rows: int = 102_400, width: int = 256, repeats: int = 3) -> 
     variants = {"fp32": lambda: x @ w.T, "reference": reference}
     if fastpath.gemm_available():
         variants["fast"] = fast
-    med = _interleaved_medians(variants, repeats)
+    med = medians(interleaved(variants, repeats))
     return {
         "rows": rows,
         "width": width,
@@ -159,7 +148,7 @@ def bench_quant(
     """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
     configs = CONFIGS if configs is None else configs
-    load_before = os.getloadavg()
+    load_before = load_average()
     results = {
         name: _bench_config(Path(path), overrides, repeats) for name, path in configs.items()
     }
@@ -175,10 +164,8 @@ def bench_quant(
             "overrides": list(overrides),
             "repeats": repeats,
             "fast_path": fastpath.available(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "machine": platform.processor() or platform.machine(),
+            "machine": machine_info(),
             "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
+            "loadavg_after": load_average(),
         },
     }

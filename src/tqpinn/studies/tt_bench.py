@@ -7,37 +7,32 @@ FP32 layer measured in the same loop, with the load average before and after.
 
 from __future__ import annotations
 
-import os
-import platform
+import copy
+import functools
 import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from tqpinn.devices import synchronize
+from tqpinn.machine import load_average, machine_info
 from tqpinn.nn.layer import GemmLayer, set_quant
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt.plans import plan_cost
-from tqpinn.quant.spec import resolve_quant
+from tqpinn.quant.spec import make_preset
+from tqpinn.timing import interleaved
 
 # The HJB-20D hidden layer of the prior TT-PINN (PAPER_NOTES.md §5): 512 = 4·4·4·8 -> 8·4·4·4.
 DEFAULT_SHAPES = ((8, 4, 4, 4), (4, 4, 4, 8))
 DEFAULT_PLANS = (("sequential", None), ("partial", 2), ("partial", [1, 3]), ("reconstruct", None))
 
 
-def _time_step(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> float:
-    """Seconds for one forward and backward (input and parameter gradients)."""
-    synchronize(x.device)
-    start = time.perf_counter()
-    layer(x).backward(grad_y)
-    synchronize(x.device)
-    elapsed = time.perf_counter() - start
+def _fwd_bwd(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> None:
+    """One forward and backward (input and parameter gradients), from cleared gradients."""
     layer.zero_grad(set_to_none=True)
     x.grad = None
-    return elapsed
+    layer(x).backward(grad_y)
 
 
 def bench_tt(
@@ -57,25 +52,29 @@ def bench_tt(
     """
     dev = torch.device(device)
     out_f, in_f = (int(torch.tensor(s).prod()) for s in shapes)
-    specs = {name: resolve_quant(name) for name in quants}
     layers: dict[str, GemmLayer] = {"dense": Linear(in_f, out_f).to(dev)}
     for plan, groups in plans:
         tt = TTLinear(in_f, out_f, ranks, shapes=shapes, plan=plan, groups=groups).to(dev)
         layers[tt.plan.label] = tt
-    variants = [(q, name) for q in quants for name in layers]
-    load_before = os.getloadavg()
+    # One copy per precision (same weights), so that no spec changes inside the timed loop.
+    variants: dict[tuple[str, str], GemmLayer] = {}
+    for quant in quants:
+        for name, layer in layers.items():
+            variants[(quant, name)] = copy.deepcopy(layer)
+            set_quant(variants[(quant, name)], make_preset(quant))
+    load_before = load_average()
     results = []
     for n_rows in rows:
         gen = torch.Generator().manual_seed(n_rows)
         x = torch.randn(n_rows, in_f, generator=gen).to(dev).requires_grad_()
         grad_y = torch.randn(n_rows, out_f, generator=gen).to(dev)
-        times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
-        for rep in range(warmup + repeats):
-            for quant, name in variants:
-                set_quant(layers[name], specs[quant])
-                elapsed = _time_step(layers[name], x, grad_y)
-                if rep >= warmup:
-                    times[(quant, name)].append(elapsed * 1e3)
+        seconds = interleaved(
+            {v: functools.partial(_fwd_bwd, layer, x, grad_y) for v, layer in variants.items()},
+            repeats,
+            warmup,
+            dev,
+        )
+        times = {v: [t * 1e3 for t in s] for v, s in seconds.items()}
         base = statistics.median(times[(quants[0], "dense")])
         for (quant, name), ms in times.items():
             layer = layers[name]
@@ -111,15 +110,8 @@ def bench_tt(
             "warmup": warmup,
             "baseline": f"dense {quants[0]} at the same rows, same interleaved loop",
         },
-        "machine": {
-            "device": str(dev),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        },
-        "loadavg_before": list(load_before),
-        "loadavg_after": list(os.getloadavg()),
+        "machine": machine_info(dev),
+        "loadavg_before": load_before,
+        "loadavg_after": load_average(),
         "results": results,
     }

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tqpinn.report.pyplot import pyplot
 from tqpinn.studies.reproduce.variants import NAIVE, PIPELINE, REFERENCE
 from tqpinn.train.checkpoint import atomic_write_text
 
@@ -61,11 +62,7 @@ def verdict(rows: dict[str, Any]) -> list[str]:
 
 def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
     """rel-L2 against step, one line per variant, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=120)
     for row in rows.values():
         if row["history"]:

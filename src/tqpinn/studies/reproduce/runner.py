@@ -8,10 +8,8 @@ A finished run (``metrics.json`` written for the same config) is reused, an inte
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,10 @@ from typing import Any
 import torch
 import yaml
 
-from tqpinn.devices import synchronize
 from tqpinn.errors import UserError
+from tqpinn.machine import load_average, machine_info
 from tqpinn.quant.memory import saved_bytes
+from tqpinn.timing import interleaved, medians
 from tqpinn.train.checkpoint import atomic_write_text, latest_checkpoint
 from tqpinn.train.config import Config
 from tqpinn.train.metrics import MetricsLog
@@ -89,25 +88,22 @@ def step_times(
             return cached
     log(f"  timing  {len(configs)} variants x {rounds} rounds on {device}")
     runs = {key: build_run(config, device) for key, config in configs.items()}
-    for run in runs.values():
-        train_step(run, 0)
-    load_start = os.getloadavg()
-    samples: dict[str, list[float]] = {key: [] for key in runs}
-    for r in range(rounds):
-        for key, run in runs.items():
-            synchronize(run.device)
-            t0 = time.perf_counter()
-            train_step(run, r + 1)
-            synchronize(run.device)
-            samples[key].append(time.perf_counter() - t0)
+    steps = {key: itertools.count() for key in runs}  # step 0 is the warm-up
+
+    def step_of(key: str) -> Callable[[], object]:
+        return lambda: train_step(runs[key], next(steps[key]))
+
+    load_start = load_average()
+    samples = interleaved({key: step_of(key) for key in runs}, rounds, 1, device)
     result = {
         "rounds": rounds,
         "device": device,
         "threads": torch.get_num_threads(),
         "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
-        "seconds": {key: statistics.median(s) for key, s in samples.items()},
+        "loadavg_end": load_average(),
+        "seconds": medians(samples),
         "samples": samples,
+        "machine": machine_info(device),
     }
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     return result

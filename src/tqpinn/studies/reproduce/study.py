@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from tqpinn import __version__
-from tqpinn.studies.reproduce.recipes import BUDGETS, PROBLEMS, recipe
+from tqpinn.machine import load_average, machine_info
+from tqpinn.studies.reproduce.recipes import BUDGETS, CONFIGS_DIR, PROBLEMS, TITLES, variant_configs
 from tqpinn.studies.reproduce.report import write_report
 from tqpinn.studies.reproduce.runner import (
     Log,
@@ -23,7 +24,6 @@ from tqpinn.studies.reproduce.runner import (
     validate_names,
 )
 from tqpinn.studies.reproduce.variants import VARIANTS, VARIANTS_BY_KEY
-from tqpinn.train.config import config_from_dict
 
 RESULT_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "n_params", "steps", "wall_seconds")
 
@@ -36,9 +36,11 @@ def reproduce(
     timing_rounds: int = 3,
     log: Log = print,
     device: str = "cpu",
+    configs_dir: Path = CONFIGS_DIR,
 ) -> dict[str, Any]:
     """Train, measure and report the ablation into ``out`` (results.json, results.md, img/),
-    on ``device`` ("cpu" or "cuda").
+    on ``device`` ("cpu" or "cuda"); every variant is made from the problem's full-pipeline
+    file in ``configs_dir`` (:mod:`tqpinn.studies.reproduce.recipes`).
 
     Resumable: finished runs are reused, interrupted ones resumed (see
     :mod:`tqpinn.studies.reproduce.runner`). Returns the content of results.json.
@@ -60,13 +62,13 @@ def reproduce(
         if torch.device(device).type == "cpu"
         else torch.cuda.get_device_name(device),
         "cpu_count": os.cpu_count(),
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": load_average(),
+        "machine_info": machine_info(device),
         "problems": {},
     }
     for name in problems:
-        rec = recipe(budget, name)
-        log(f"{name}: {rec.title}")
-        configs = {v.key: config_from_dict(v.config(rec.base, rec.tt)) for v in chosen}
+        log(f"{name}: {TITLES[name]}")
+        configs = variant_configs(budget, name, chosen, configs_dir)
         rows: dict[str, Any] = {}
         for v in chosen:
             run_dir = out / "runs" / name / v.key
@@ -83,11 +85,11 @@ def reproduce(
         for key, row in rows.items():
             row["step_seconds"] = timing["seconds"][key]
         results["problems"][name] = {
-            "title": rec.title,
+            "title": TITLES[name],
             "variants": rows,
             "timing": {k: timing[k] for k in ("rounds", "threads", "loadavg_start", "loadavg_end")},
         }
-    results["loadavg_end"] = os.getloadavg()
+    results["loadavg_end"] = load_average()
     results["elapsed_seconds"] = time.perf_counter() - t0
     write_report(results, out)
     return results

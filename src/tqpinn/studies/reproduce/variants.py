@@ -1,4 +1,4 @@
-"""The ablation of `tqpinn reproduce`: eight variants, each a change to a problem's recipe.
+"""The ablation of `tqpinn reproduce`: eight variants, each a change to a problem's pipeline.
 
 From the FP32 autodiff baseline to the paper's full pipeline (Stein + SMX + DiffQuant + TT with
 partial reconstruction), one ingredient at a time, plus the full pipeline with the MX baseline
@@ -20,7 +20,7 @@ class Variant:
 
     key: run directory name; label: table name; quant: preset; estimator: "autodiff" or
     "stein"; diffquant: the Stein estimator's mode; tt_plan: None (dense layers) or the TT
-    contraction plan of the recipe's TT layers ("sequential", or "partial" = PRS).
+    contraction plan of the pipeline's TT layers ("sequential", or "partial" = PRS).
     """
 
     key: str
@@ -30,21 +30,22 @@ class Variant:
     diffquant: str = "off"
     tt_plan: str | None = None
 
-    def config(self, base: dict[str, Any], tt: dict[str, Any]) -> dict[str, Any]:
-        """This variant of a recipe: ``base`` is its FP32 Stein dense config (plain data),
-        ``tt`` its ``model.tt`` section without the plan (``groups`` is used by PRS only)."""
-        data = copy.deepcopy(base)
+    def config(self, pipeline: dict[str, Any]) -> dict[str, Any]:
+        """This variant of a problem's full-pipeline config (plain, resolved data: Stein with
+        DiffQuant, TT layers contracted by PRS): the ingredients it leaves out turned off."""
+        data = copy.deepcopy(pipeline)
         data["quant"] = self.quant
         if self.estimator == AUTODIFF:
             data["estimator"] = {"name": AUTODIFF}
         else:
             data["estimator"] = {**data["estimator"], "name": STEIN, "diffquant": self.diffquant}
-        if self.tt_plan is not None:
-            section = {k: v for k, v in tt.items() if k != "groups"}
-            section["plan"] = self.tt_plan
-            if self.tt_plan == "partial":
-                section["groups"] = tt["groups"]
-            data["model"] = {**data["model"], "tt": section}
+        tt = data["model"]["tt"]
+        if self.tt_plan is None:
+            data["model"]["tt"] = None
+        else:
+            # PRS groups mean nothing to the other plans.
+            groups = tt["groups"] if self.tt_plan == "partial" else None
+            data["model"]["tt"] = {**tt, "plan": self.tt_plan, "groups": groups}
         return data
 
 
