@@ -17,7 +17,7 @@ from tqpinn.errors import UserError
 from tqpinn.formats import FORMATS, SMX_INT8, pack, quantize, unpack
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.mlp import MLP
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import DifferenceStreams
 from tqpinn.nn.tt import TTLinear
 from tqpinn.qops import gemm
 from tqpinn.quant import PRESETS
@@ -101,9 +101,9 @@ def test_layers_name_the_input_they_need(make):
         layer(torch.ones(3, 6, dtype=torch.int64))
     with pytest.raises(TypeError, match=r"torch\.float64 .* torch\.float32"):
         layer(torch.ones(3, 6, dtype=torch.float64))
-    streams = Streams(torch.ones(3, 4), torch.ones(3, 2, 4), torch.ones(3, 2, 4))
+    streams = DifferenceStreams(torch.ones(3, 4), torch.ones(3, 2, 4), torch.ones(3, 2, 4))
     with pytest.raises(ValueError, match="in_features=6"):
-        layer.forward_streams(streams)
+        layer(streams)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
@@ -116,7 +116,7 @@ def test_the_network_refuses_nonfinite_inputs(bad):
     odd = torch.zeros(10, 4, 2)
     odd[0, 0, 0] = bad
     with pytest.raises(ValueError, match=r"shape \(10, 4, 2\) holds 1 NaN"):
-        net.forward_streams(Streams(torch.zeros(10, 2), odd, torch.zeros(10, 4, 2)))
+        net(DifferenceStreams(torch.zeros(10, 2), odd, torch.zeros(10, 4, 2)))
     for name in ("autodiff", "stein"):
         with pytest.raises(ValueError, match="NaN or Inf"):
             make_estimator(name).fields(net, x, frozenset({"lap"}), 2)

@@ -13,7 +13,7 @@ import torch
 
 from tqpinn.derivatives import GRAD, LAP, Autodiff, Stein
 from tqpinn.formats import SMX_INT8, quantize
-from tqpinn.nn import MLP, Streams
+from tqpinn.nn import MLP, DifferenceStreams
 from tqpinn.nn.precision import apply_quant
 from tqpinn.qops import observe_gemms
 from tqpinn.quant.spec import resolve_quant
@@ -177,7 +177,7 @@ def test_streams_through_the_first_layers_then_values_equal_forward_differences(
     net = MLP([3, 16, 16, 1], activation=activation).double()
     x = torch.rand(5, 3, dtype=torch.float64)
     delta = 0.1 * torch.randn(5, 4, 3, dtype=torch.float64)
-    s = net.forward_streams(Streams.from_input(x, delta), stream_layers=stream_layers)
+    s = net(DifferenceStreams.from_input(x, delta), stream_layers=stream_layers)
     g0, gp, gm = net(x), net(x[:, None] + delta), net(x[:, None] - delta)
     torch.testing.assert_close(s.base, g0)
     torch.testing.assert_close(s.odd, gp - gm, rtol=1e-12, atol=1e-14)
@@ -185,8 +185,10 @@ def test_streams_through_the_first_layers_then_values_equal_forward_differences(
 
 
 def test_values_round_trip_of_streams_is_exact_in_float64():
-    s = Streams.from_input(torch.rand(3, 2, dtype=torch.float64), torch.randn(3, 5, 2).double())
-    back = Streams.from_values(s.to_values(), pairs=5)
+    s = DifferenceStreams.from_input(
+        torch.rand(3, 2, dtype=torch.float64), torch.randn(3, 5, 2).double()
+    )
+    back = s.from_rows(s.to_rows())
     torch.testing.assert_close(back.base, s.base, rtol=0, atol=0)
     torch.testing.assert_close(back.odd, s.odd, rtol=0, atol=1e-15)
     torch.testing.assert_close(back.even, s.even, rtol=0, atol=1e-15)

@@ -1,5 +1,6 @@
 """Saved-for-backward bytes, measured: square blocks keep one packed copy, MX keeps two."""
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 
 from tqpinn.formats import MX_INT8, SMX_INT8
-from tqpinn.nn import MLP
+from tqpinn.nn import MLP, DifferenceStreams, set_quant
 from tqpinn.nn.precision import apply_quant
-from tqpinn.quant import PRESETS
+from tqpinn.quant import PRESETS, stored_activations
 from tqpinn.quant.memory import OUTSIDE, saved_bytes
 
 N, D, H, OUT = 64, 8, 16, 4  # rows, input, hidden, output widths
@@ -84,8 +85,8 @@ def test_shared_storage_does_not_change_what_the_gemm_reads(preset):
 
 
 def test_streams_path_is_attributed_to_the_modules():
-    """DiffQuant calls forward_streams, which bypasses module hooks; the measurement still
-    attributes each layer's saves to it, and leaves the model as it found it."""
+    """DiffQuant calls the network on a stream bundle; module hooks attribute each layer's
+    saves to it as for tensor calls."""
     from tqpinn.derivatives import GRAD, LAP, Stein
 
     torch.manual_seed(0)
@@ -104,4 +105,36 @@ def test_streams_path_is_attributed_to_the_modules():
     assert m.per_module["layers.1"] >= 4 * 2 * N * 3 * H
     assert m.per_module["activation"] >= 4 * 2 * N * 3 * H
     assert m.per_module.get(OUTSIDE, 0) < 4 * N * 3 * D  # only the Stein combinations
-    assert "forward_streams" not in vars(net) and "forward_streams" not in vars(net.layers[0])
+
+
+@pytest.mark.parametrize("stream_layers", [None, 1])
+def test_apply_quant_stores_the_stream_path_activations_packed(stream_layers):
+    """apply_quant's hook on the model covers ``net(bundle)`` as it covers tensor calls: a
+    DiffQuant forward saves, module by module, exactly what it saves inside an explicit
+    stored_activations context around a network with GEMM specs only; without that storage the
+    activation's saves are FP32 and larger."""
+    spec = PRESETS["smx_paper"]
+    x = torch.rand(N, D)
+    delta = 0.01 * torch.randn(N, 3, D)
+    options = {} if stream_layers is None else {"stream_layers": stream_layers}
+
+    def measure(hooked: bool, stored: bool):
+        torch.manual_seed(0)
+        net = MLP([D, H, H, 1])
+        if hooked:
+            apply_quant(net, spec)
+        else:
+            set_quant(net, spec)
+
+        def step():
+            storage = stored_activations(spec.fwd_input, spec.generator)
+            with storage if stored else contextlib.nullcontext():
+                s = net(DifferenceStreams.from_input(x, delta), **options)
+            (s.odd.square().sum() + s.even.square().sum()).backward()
+
+        return saved_bytes(step, net)
+
+    hooked, explicit, unstored = measure(True, False), measure(False, True), measure(False, False)
+    assert hooked.as_dict() == explicit.as_dict()
+    assert hooked.packed_bytes > unstored.packed_bytes
+    assert hooked.per_module["activation"] < unstored.per_module["activation"]

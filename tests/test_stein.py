@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tqpinn.derivatives import DT, GRAD, LAP, Stein, U
-from tqpinn.nn import MLP
+from tqpinn.nn import MLP, StreamModule
 
 EPS64 = torch.finfo(torch.float64).eps
 ALL = frozenset({U, GRAD, LAP, DT})
@@ -39,20 +39,20 @@ class Sinusoid(nn.Module):
         return torch.sin(x @ self.a + self.phase)[:, None]
 
 
-class Counting(nn.Module):
-    """Records the rows of every forward call and counts forward_streams calls."""
+class Counting(StreamModule):
+    """Records the rows of every tensor call and counts stream-bundle calls."""
 
     def __init__(self, net: MLP) -> None:
         super().__init__()
         self.net, self.rows, self.stream_calls = net, [], 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
         self.rows.append(x.shape[0])
         return self.net(x)
 
-    def forward_streams(self, s):
+    def forward_bundle(self, bundle, **options):
         self.stream_calls += 1
-        return self.net.forward_streams(s)
+        return self.net(bundle, **options)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -287,7 +287,7 @@ def test_values_path_evaluates_only_what_is_needed(needs, value, rows):
     assert torch.equal(g.get_state(), gen_state) == (not perturbed)  # draws only when perturbed
 
 
-def test_streams_path_uses_forward_streams_once_and_plain_forward_for_the_centre_value():
+def test_streams_path_calls_the_network_once_on_a_bundle_and_on_rows_for_the_centre_value():
     net = Counting(MLP([3, 8, 1]))
     est = Stein(pairs=4, diffquant="full")
     est.fields(net, torch.rand(3, 3), frozenset({U}), 2, generator=gen(0))
@@ -298,7 +298,7 @@ def test_streams_path_uses_forward_streams_once_and_plain_forward_for_the_centre
 
 def test_streams_path_needs_a_stream_aware_network():
     g = Quadratic(torch.ones(2), torch.zeros(2), 0.0)
-    with pytest.raises(TypeError, match="forward_streams"):
+    with pytest.raises(TypeError, match=r"takes stream bundles .*StreamModule.*got Quadratic"):
         Stein(diffquant="full").fields(g, torch.rand(3, 2), frozenset({GRAD}), 2)
 
 

@@ -1,9 +1,10 @@
-"""Stream propagation (base, odd, even) equals differences of plain forward passes."""
+"""Difference streams (base, odd, even) through a network equal differences of plain forward
+passes."""
 
 import pytest
 import torch
 
-from tqpinn.nn import ACTIVATIONS, MLP, Streams
+from tqpinn.nn import ACTIVATIONS, MLP, DifferenceStreams
 
 DERIVATIVES = {"tanh": lambda a: torch.cosh(a).square().reciprocal(), "sin": torch.cos}
 
@@ -33,7 +34,7 @@ def test_mlp_streams_equal_forward_differences(activation):
     net = MLP([3, 16, 16, 1], activation=activation).double()
     x = torch.rand(5, 3, dtype=torch.float64)
     delta = 0.1 * torch.randn(5, 4, 3, dtype=torch.float64)
-    s = net.forward_streams(Streams.from_input(x, delta))
+    s = net(DifferenceStreams.from_input(x, delta))
     g0 = net(x)
     gp, gm = net(x[:, None] + delta), net(x[:, None] - delta)
     torch.testing.assert_close(s.base, g0)

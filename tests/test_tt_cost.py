@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from tqpinn.nn import Streams
+from tqpinn.nn import DifferenceStreams
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.qops import observe_gemms
@@ -61,10 +61,8 @@ def test_streams_trace_merges_once(plan, groups):
     in_f, out_f, kwargs = LAYERS["hjb_second"]
     layer = TTLinear(in_f, out_f, plan=plan, groups=groups, **kwargs)
     n, k = 3, 4
-    s = Streams.from_input(torch.randn(n, in_f), torch.randn(n, k, in_f))
-    events = traced(
-        lambda: sum(t.sum() for t in vars(layer.forward_streams(s)).values()).backward()
-    )
+    s = DifferenceStreams.from_input(torch.randn(n, in_f), torch.randn(n, k, in_f))
+    events = traced(lambda: sum(t.sum() for t in layer(s).streams()).backward())
     cost = plan_cost(layer.shape, layer.plan, [n, n * k, n * k])
     assert shapes(events) == model_shapes(cost)
 

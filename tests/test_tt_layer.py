@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tqpinn.errors import UserError
-from tqpinn.nn import MLP, Linear, Streams
+from tqpinn.nn import MLP, DifferenceStreams, Linear
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.nn.tt.svd import tt_to_dense
@@ -121,7 +121,7 @@ def test_streams_equal_forward_differences(in_f, out_f, kwargs):
     delta = 0.01 * torch.randn(5, 4, in_f, dtype=torch.float64)
     for plan, groups in plans_for(layer):
         layer.set_plan(plan, groups)
-        s = layer.forward_streams(Streams.from_input(x, delta))
+        s = layer(DifferenceStreams.from_input(x, delta))
         g0, gp, gm = layer(x), layer(x[:, None] + delta), layer(x[:, None] - delta)
         torch.testing.assert_close(s.base, g0, rtol=1e-13, atol=1e-14)
         # linear: differences are the map of 2δ and 0 exactly, no bias; rounding only
@@ -139,7 +139,7 @@ def test_mlp_with_tt_layers_streams():
     net = MLP([3, 16, 16, 1], activation="sin", linear_factory=factory).double()
     x = torch.rand(5, 3, dtype=torch.float64)
     delta = 0.1 * torch.randn(5, 4, 3, dtype=torch.float64)
-    s = net.forward_streams(Streams.from_input(x, delta))
+    s = net(DifferenceStreams.from_input(x, delta))
     gp, gm, g0 = net(x[:, None] + delta), net(x[:, None] - delta), net(x)
     torch.testing.assert_close(s.odd, gp - gm, rtol=1e-11, atol=1e-14)
     torch.testing.assert_close(s.even, gp + gm - 2 * g0[:, None], rtol=1e-9, atol=1e-14)

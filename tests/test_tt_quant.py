@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from tqpinn.nn import Streams
+from tqpinn.nn import DifferenceStreams
 from tqpinn.nn.layer import set_quant
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt.plans import plan_cost
@@ -73,9 +73,9 @@ def test_diffquant_streams_keep_tiny_differences(plan, groups):
     x = torch.sin(torch.randn(4, 512))
     delta = 1e-3 * torch.randn(4, 8, 512)
     with torch.no_grad():
-        exact = layer.forward_streams(Streams.from_input(x, delta)).odd
+        exact = layer(DifferenceStreams.from_input(x, delta)).odd
         set_quant(layer, resolve_quant("smx_paper"))
-        streams = layer.forward_streams(Streams.from_input(x, delta)).odd
+        streams = layer(DifferenceStreams.from_input(x, delta)).odd
         naive = layer(x[:, None] + delta) - layer(x[:, None] - delta)
     assert rel(streams, exact) < 0.05
     assert rel(naive, exact) > 0.5

@@ -15,28 +15,25 @@ values through these weights.
 
 DiffQuant (docs/diffquant.md): a quantized GEMM that sees x + δ as a value rounds δ away when σ
 is below the format's step. ``diffquant`` chooses how the perturbations reach the output:
-"off" evaluates the stacked rows [x; x+δ; x−δ] as values; "full" carries (base, odd, even)
-streams through every layer (``net.forward_streams``), each quantized with its own block scales;
-"input" carries them through the first GEMM layer only and continues as values (an ablation).
+"off" evaluates the stacked rows [x; x+δ; x−δ] as values; "full" hands the network a
+:class:`~tqpinn.nn.streams.DifferenceStreams` bundle (base, odd, even) and carries it through
+every layer (``net(bundle)``), each stream quantized with its own block scales; "input" carries
+it through the first GEMM layer only and continues as values (an ablation).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
 from tqpinn.derivatives.autodiff import Network, scalar_output
 from tqpinn.derivatives.base import Estimator
 from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
 from tqpinn.derivatives.options import check_choice, check_positive_float, check_positive_int
-from tqpinn.nn.layer import GemmLayer
-from tqpinn.nn.streams import Streams
-from tqpinn.quant.store import stored_activations
+from tqpinn.nn.streams import DifferenceStreams, StreamModule
 
 CENTER, SMOOTHED = "center", "smoothed"
 OFF, INPUT, FULL = "off", "input", "full"
@@ -61,8 +58,10 @@ class Stein(Estimator):
     sigma: perturbation std (input units). pairs: K antithetic pairs per point.
     value: "center" (u = g(x)) or "smoothed" (Monte-Carlo mean of g(x ± δ)).
     diffquant: "off" runs the network on the stacked rows [x; x+δ; x−δ]; "full" calls
-    ``net.forward_streams`` and uses the odd/even difference streams directly; "input" calls
-    ``net.forward_streams(s, stream_layers=1)``: streams through the first GEMM layer only.
+    ``net(bundle)`` on difference streams and uses the output's odd/even streams directly;
+    "input" calls ``net(bundle, stream_layers=1)``: streams through the first GEMM layer only.
+    Both need a network that takes stream bundles (a :class:`~tqpinn.nn.streams.StreamModule`
+    such as :class:`tqpinn.nn.MLP`).
     """
 
     name: ClassVar[str] = "stein"
@@ -121,15 +120,13 @@ class Stein(Estimator):
         n, k, dims = z.shape
         delta = self.sigma * z
         if self.diffquant != OFF:
-            forward_streams = getattr(net, "forward_streams", None)
-            if forward_streams is None:
+            if not isinstance(net, StreamModule):
                 raise TypeError(
-                    f"diffquant={self.diffquant!r} needs a network with forward_streams "
-                    f"(tqpinn.nn.MLP); {type(net).__name__} has none"
+                    f"diffquant={self.diffquant!r} needs a network that takes stream bundles "
+                    f"(a tqpinn.nn.StreamModule such as tqpinn.nn.MLP); got {type(net).__name__}"
                 )
             depth = {} if self.diffquant == FULL else {"stream_layers": 1}
-            with _activation_storage(net):
-                s = forward_streams(Streams.from_input(x, delta), **depth)
+            s = net(DifferenceStreams.from_input(x, delta), **depth)
             return _Pairs(s.base.reshape(n), s.odd.reshape(n, k), s.even.reshape(n, k))
         rows = [x] if with_base else []
         rows += [
@@ -216,14 +213,3 @@ class _RedrawContraction(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         z = ctx.directions.redraw()
         return torch.einsum("nd,nkd->nk", grad, z), None, None
-
-
-def _activation_storage(net: Network) -> contextlib.AbstractContextManager:
-    """What ``apply_quant`` does around ``net(...)`` calls, for the ``forward_streams`` call it
-    cannot hook: tensors the activations save for backward are stored packed in the fwd.input
-    format of the network's quantization spec (FP32 networks: nothing changes)."""
-    modules = net.modules() if isinstance(net, nn.Module) else ()
-    specs = [m.quant for m in modules if isinstance(m, GemmLayer) and m.quant is not None]
-    if not specs or not specs[0].store_activations or specs[0].fwd_input.fmt is None:
-        return contextlib.nullcontext()
-    return stored_activations(specs[0].fwd_input, specs[0].generator)

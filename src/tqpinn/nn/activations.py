@@ -1,4 +1,7 @@
-"""Activations that map a value and, for DiffQuant, a perturbation difference.
+"""Activations: element-wise maps of a tensor, or of a stream bundle by the bundle's rule.
+
+The primitives a bundle asks for: ``evaluate(a)`` = act(a), and ``difference(a, b)`` for
+difference streams (DiffQuant).
 
 ``difference(a, b)`` returns act(a + b) − act(a) by an identity that has no cancellation, so that
 a tiny difference b keeps its relative precision however large a is. Its partial derivatives
@@ -9,20 +12,20 @@ saved bytes of a DiffQuant step).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import StreamBundle, StreamModule
 
 
-class Activation(nn.Module, ABC):
+class Activation(StreamModule):
     """Element-wise activation with a cancellation-free difference rule."""
 
     @abstractmethod
-    def forward(self, a: torch.Tensor) -> torch.Tensor: ...
+    def evaluate(self, a: torch.Tensor) -> torch.Tensor:
+        """act(a), element-wise."""
 
     @abstractmethod
     def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -39,12 +42,11 @@ class Activation(nn.Module, ABC):
         """act(a + b) − act(a); a broadcasts against b. First-order differentiable."""
         return _Difference.apply(a, b, self)
 
-    def forward_streams(self, s: Streams) -> Streams:
-        a = s.base.unsqueeze(-2)  # (N, 1, F) broadcasts over the K perturbations
-        plus, minus = s.plus_minus()
-        return Streams.from_plus_minus(
-            self.forward(s.base), self.difference(a, plus), self.difference(a, minus)
-        )
+    def forward_tensor(self, a: torch.Tensor) -> torch.Tensor:
+        return self.evaluate(a)
+
+    def forward_bundle(self, bundle: StreamBundle) -> StreamBundle:
+        return bundle.activate(self)
 
 
 class _Difference(torch.autograd.Function):
@@ -67,7 +69,7 @@ class _Difference(torch.autograd.Function):
 
 
 class Tanh(Activation):
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.tanh(a)
 
     def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -89,7 +91,7 @@ class Tanh(Activation):
 
 
 class Sin(Activation):
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.sin(a)
 
     def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

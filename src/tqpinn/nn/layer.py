@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import Product, StreamBundle, StreamModule
 
 if TYPE_CHECKING:
     from tqpinn.quant.spec import QuantSpec
 
 
-class GemmLayer(nn.Module, ABC):
-    """A linear map whose matmuls call ``qops.gemm(..., self.quant)``.
+class GemmLayer(StreamModule):
+    """A linear map h ↦ h Wᵀ + b whose matmuls call ``qops.gemm(..., self.quant)``.
 
+    Subclasses give :meth:`product` and set ``bias``; called on a tensor (..., in_features) the
+    layer returns (..., out_features), on a stream bundle the bundle's linear rule applies.
     ``quant`` is the layer's quantization spec (None: FP32). It is set from outside, by
     :func:`set_quant`, so that layers never know about configs or the trainer.
     """
 
     quant: QuantSpec | None = None
+    bias: nn.Parameter | None
 
     @abstractmethod
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., in_features) -> (..., out_features)."""
+    def product(self) -> Product:
+        """h ↦ h Wᵀ without bias, prepared once per call and applied to every operand of the
+        call (a TT layer merges its cores here)."""
 
-    @abstractmethod
-    def forward_streams(self, s: Streams) -> Streams:
-        """The same map on centre values and perturbation differences (bias on base only)."""
+    def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.product()(x)
+        return y if self.bias is None else y + self.bias
+
+    def forward_bundle(self, bundle: StreamBundle) -> StreamBundle:
+        return bundle.linear(self.product(), self.bias)
 
 
 def check_input(layer: nn.Module, x: object, in_features: int) -> None:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tqpinn.nn.layer import GemmLayer, check_input
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import Product
 from tqpinn.qops import gemm
 
 
@@ -25,17 +25,13 @@ class Linear(GemmLayer):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(self, x, self.in_features)
-        y = gemm(x, self.weight, self.quant)
-        return y if self.bias is None else y + self.bias
+    def product(self) -> Product:
+        return self.matmul
 
-    def forward_streams(self, s: Streams) -> Streams:
-        # A linear map is exact on differences; the bias cancels in them.
-        w = self.weight
-        return Streams(
-            self.forward(s.base), gemm(s.odd, w, self.quant), gemm(s.even, w, self.quant)
-        )
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., in_features) -> x Wᵀ (..., out_features), without bias."""
+        check_input(self, x, self.in_features)
+        return gemm(x, self.weight, self.quant)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"

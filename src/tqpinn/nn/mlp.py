@@ -10,30 +10,27 @@ from torch import nn
 
 from tqpinn.nn.activations import ACTIVATIONS
 from tqpinn.nn.linear import Linear
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import StreamBundle, StreamModule, require_finite
 
-LinearFactory = Callable[[int, int, int], nn.Module]
-"""(in_features, out_features, layer_index) -> a layer with ``forward`` and ``forward_streams``."""
+LinearFactory = Callable[[int, int, int], StreamModule]
+"""(in_features, out_features, layer_index) -> a layer that takes tensors and stream bundles
+(a :class:`tqpinn.nn.GemmLayer`)."""
+
+INPUT = "MLP input"
+"""How errors name the network's input. NaN or Inf there is bad data, not a divergence of
+training (which tqpinn.train.guard handles), so it is an error."""
 
 
-def dense_factory(in_features: int, out_features: int, index: int) -> nn.Module:
+def dense_factory(in_features: int, out_features: int, index: int) -> StreamModule:
     return Linear(in_features, out_features)
 
 
-def _check_finite(*inputs: torch.Tensor) -> None:
-    """Inputs are points: NaN or Inf there is bad data, not a divergence of training (which
-    tqpinn.train.guard handles), so it is an error. One reduction and synchronisation each."""
-    for x in inputs:
-        finite = torch.isfinite(x)
-        if not finite.all():
-            raise ValueError(
-                f"MLP input of shape {tuple(x.shape)} holds {int((~finite).sum())} NaN or Inf "
-                "values; the network's inputs must be finite"
-            )
+class MLP(StreamModule):
+    """sizes[0] -> sizes[1] -> ... -> sizes[-1], activation between layers, linear output.
 
-
-class MLP(nn.Module):
-    """sizes[0] -> sizes[1] -> ... -> sizes[-1], activation between layers, linear output."""
+    Called on a tensor (..., sizes[0]) it returns (..., sizes[-1]); called on a stream bundle it
+    returns the output bundle (see :meth:`forward_bundle`).
+    """
 
     def __init__(
         self,
@@ -54,32 +51,31 @@ class MLP(nn.Module):
         )
         self.activation = ACTIVATIONS[activation]()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., sizes[0]) -> (..., sizes[-1])."""
-        _check_finite(x)
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-        return self.layers[-1](x)
+    def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        require_finite(x, INPUT)
+        return self._forward_from(0, x)
 
-    def forward_streams(self, s: Streams, stream_layers: int | None = None) -> Streams:
-        """Propagate centre values and antithetic differences (see :class:`Streams`).
+    def forward_bundle(
+        self, bundle: StreamBundle, stream_layers: int | None = None
+    ) -> StreamBundle:
+        """Propagate every stream of ``bundle`` through the network.
 
-        stream_layers: carry the differences through the first ``stream_layers`` linear layers
-        only, then evaluate the rest on the perturbed values and take differences at the output
+        stream_layers: carry the streams through the first ``stream_layers`` linear layers
+        only, then evaluate the rest on the bundle's plain rows and convert back at the output
         (the DiffQuant "input" ablation); None: through every layer.
         """
-        _check_finite(s.base, s.odd, s.even)
+        bundle.check_finite(INPUT)
         n_streamed = len(self.layers) if stream_layers is None else stream_layers
         for i, layer in enumerate(self.layers):
             if i == n_streamed:
-                return Streams.from_values(self._forward_from(i, s.to_values()), s.odd.shape[1])
-            s = layer.forward_streams(s)
+                return bundle.from_rows(self._forward_from(i, bundle.to_rows()))
+            bundle = layer(bundle)
             if i < len(self.layers) - 1:
-                s = self.activation.forward_streams(s)
-        return s
+                bundle = self.activation(bundle)
+        return bundle
 
     def _forward_from(self, first: int, h: torch.Tensor) -> torch.Tensor:
-        """The network from the input of layer ``first`` (an activation output) to the end."""
+        """The network from the input of layer ``first`` to the end, on plain rows."""
         for layer in self.layers[first:-1]:
             h = self.activation(layer(h))
         return self.layers[-1](h)

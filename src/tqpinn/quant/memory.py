@@ -91,11 +91,10 @@ class _Recorder:
 
 def saved_bytes(step_fn: Callable[[], Any], model: nn.Module) -> SavedBytes:
     """Run ``step_fn`` (forward and backward of one step) and measure what it saves for
-    backward, attributed to the modules of ``model``: through ``module(...)`` calls and through
-    ``module.forward_streams(...)`` calls (DiffQuant's path, which bypasses module hooks)."""
+    backward, attributed to the modules of ``model`` by forward hooks: every ``module(...)``
+    call, on tensors or on stream bundles, saves under the innermost module's name."""
     recorder = _Recorder(model)
     handles = []
-    streams = []  # modules whose forward_streams is wrapped for the measurement
     for name, module in model.named_modules():
         label = name or ROOT
 
@@ -107,26 +106,10 @@ def saved_bytes(step_fn: Callable[[], Any], model: nn.Module) -> SavedBytes:
 
         handles.append(module.register_forward_pre_hook(enter))
         handles.append(module.register_forward_hook(leave, always_call=True))
-        if callable(getattr(module, "forward_streams", None)):
-            module.forward_streams = _labelled(module.forward_streams, label, recorder.stack)
-            streams.append(module)
     try:
         with store.recording(recorder):
             step_fn()
     finally:
         for handle in handles:
             handle.remove()
-        for module in streams:
-            del module.forward_streams  # the class's method again
     return recorder.finish()
-
-
-def _labelled(method: Callable[..., Any], label: str, stack: list[str]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        stack.append(label)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            stack.pop()
-
-    return call

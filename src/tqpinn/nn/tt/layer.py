@@ -6,6 +6,7 @@ Shapes, padding and rank clipping: :mod:`tqpinn.nn.tt.shapes`; initialisation:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tqpinn.nn.layer import GemmLayer, check_input
-from tqpinn.nn.streams import Streams
+from tqpinn.nn.streams import Product
 from tqpinn.nn.tt.init import init_cores_, target_variance
 from tqpinn.nn.tt.plans import ContractionPlan, make_plan
 from tqpinn.nn.tt.shapes import TTShape, tt_shape
@@ -163,21 +164,11 @@ class TTLinear(GemmLayer):
             t = y.reshape(batch, -1)
         return t[:, : self.out_features].reshape(*lead, self.out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.contract(x, self.group_matrices())
-        return y if self.bias is None else y + self.bias
-
-    def forward_streams(self, s: Streams) -> Streams:
-        # The merged cores are built once and shared by the three streams; each stream's GEMMs
-        # quantize it with its own block scales (DiffQuant). A linear map is exact on
-        # differences, and the bias cancels in them.
-        mats = self.group_matrices()
-        base = self.contract(s.base, mats)
-        return Streams(
-            base if self.bias is None else base + self.bias,
-            self.contract(s.odd, mats),
-            self.contract(s.even, mats),
-        )
+    def product(self) -> Product:
+        # The merged cores are built once per call and shared by every operand of the call
+        # (each stream of a bundle), while each operand's GEMMs quantize it with its own block
+        # scales (DiffQuant).
+        return functools.partial(self.contract, mats=self.group_matrices())
 
     def extra_repr(self) -> str:
         sh = self.shape
