@@ -161,6 +161,15 @@ class QuantConfig(_Keyed):
     def __str__(self) -> str:
         return str(self._given)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to a config of the same fields, or to the value it was given (a preset name
+        or a mapping), so that ``config.quant == "smx_paper"`` reads as written."""
+        if isinstance(other, QuantConfig):
+            return super().__eq__(other)  # fields and the given value
+        return self._given == other
+
+    __hash__ = None
+
     def build(self) -> QuantSpec | None:
         """A fresh spec with its own stochastic-rounding generator; None when nothing is
         quantized (FP32)."""
