@@ -8,6 +8,7 @@ one that decides; what must never happen is NaN becoming a finite number, checke
 """
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -139,7 +140,8 @@ def test_a_bad_sampler_is_a_user_error_naming_the_condition(monkeypatch, sampler
     }
     run = trainer.build_run(config_from_dict(cfg))
     bad = run.conditions[1]
-    run.conditions = (run.conditions[0], type(bad)(**{**vars(bad), "sample": sampler}))
+    conditions = (run.conditions[0], replace(bad, sample=sampler))
+    run.setup = replace(run.setup, conditions=conditions)
     with pytest.raises(
         UserError, match=rf"'poisson': the sampler of condition 'boundary'.*{fragment}"
     ):

@@ -77,10 +77,14 @@ def test_round_trip_through_dict():
 
 @pytest.mark.parametrize(
     ("quant", "fragment"),
-    [("smx_papr", "unknown quant preset 'smx_papr'"), ({"bogus_role": 1}, "quant: unknown keys")],
+    [
+        ("smx_papr", "unknown quant preset 'smx_papr'"),
+        ({"bogus_role": 1}, "unknown keys ['bogus_role']; choose from ['base', 'fwd.input'"),
+        ({"fwd.input": {"bits": 99}}, "'quant.fwd.input.bits': Input should be less than"),
+    ],
 )
 def test_bad_quant_names_the_key(quant, fragment):
-    with pytest.raises(UserError, match=r"^quant") as info:
+    with pytest.raises(UserError, match=r"^config key 'quant") as info:
         config_from_dict({"quant": quant})
     assert fragment in str(info.value)
 

@@ -5,6 +5,8 @@ import pytest
 from tqpinn.errors import UserError
 from tqpinn.formats import MX_INT8, MX_INT12, SMX_INT8, SMX_INT12, BlockFormat
 from tqpinn.quant import PRESETS, ROLES, Operand, resolve_quant
+from tqpinn.quant.config import QuantConfig
+from tqpinn.quant.spec import make_preset
 
 
 def test_presets_follow_the_design():
@@ -52,14 +54,19 @@ def test_custom_roles_on_a_base():
         ({"fwd.inputs": "smx_int8"}, r"unknown keys \['fwd.inputs'\]; choose from .*fwd.input"),
         ({"base": "nope"}, "unknown quant preset 'nope'"),
         ({"fwd.input": "smx_int9"}, "quant.fwd.input: unknown number format 'smx_int9'"),
-        ({"fwd.input": {"bits": 40, "block": [4, 4]}}, r"quant.fwd.input: .*2\.\.16"),
-        ({"fwd.input": {"format": "smx_int8", "rounding": "up"}}, "rounding 'up'; choose"),
+        ({"fwd.input": {"bits": 40, "block": [4, 4]}}, r"quant.fwd.input.bits: .* 16 \(got 40\)"),
+        ({"fwd.input": {"bits": 6, "element": "e4m3"}}, "element 'e4m3' has 8 bits, got bits=6"),
+        (
+            {"fwd.input": {"format": "smx_int8", "rounding": "up"}},
+            r"quant.fwd.input.rounding: .*'nearest_even' or 'stochastic' \(got 'up'\)",
+        ),
         ({"fwd.input": {"format": "smx_int8", "bits": 8}}, "either 'format' or bits"),
         ({"fwd.input": {"block": [4, 4]}}, "needs 'bits'"),
         ({"fwd.input": {"bits": 8, "block": 4}}, r"block must be \[rows, cols\]"),
         ({"fwd.input": {"formats": "x"}}, r"unknown keys \['formats'\]"),
-        ({"fast": "yes"}, "quant.fast: expected bool"),
-        ({"seed": True}, "quant.seed: expected int"),
+        ({"fwd.input": {"bits": 8, "block": [0, 4]}}, "block must be two positive integers"),
+        ({"fast": "yes"}, r"quant.fast: .*valid boolean \(got 'yes'\)"),
+        ({"seed": True}, r"quant.seed: .*valid integer \(got True\)"),
         (3, "expected a preset name or a mapping"),
     ],
 )
@@ -76,10 +83,35 @@ def test_spec_copies_share_the_stochastic_rounding_generator():
 
 
 def test_make_preset_gives_a_fresh_generator_each_time():
-    from tqpinn.quant.spec import make_preset
-
     a, b = make_preset("smx_paper"), make_preset("smx_paper")
     assert a == b and a.generator is not b.generator
     assert make_preset("fp32") is None
     with pytest.raises(UserError, match="unknown quant preset"):
         make_preset("int3")
+
+
+def test_resolving_twice_gives_two_generators():
+    # Two runs of one config must not share stochastic-rounding state.
+    a, b = resolve_quant("smx_paper"), resolve_quant({"base": "smx_paper", "seed": 0})
+    assert a.generator is not b.generator and a.generator is not PRESETS["smx_paper"].generator
+    config = QuantConfig.model_validate("smx_paper")
+    assert config.build().generator is not config.build().generator
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "mx_int8",
+        {"base": "smx_paper", "fwd.weight": {"bits": 6, "block": [8, 8]}, "seed": 2},
+        {"fwd.input": {"format": "fp32", "rounding": "stochastic"}, "fast": False},
+    ],
+)
+def test_the_typed_config_serializes_to_what_was_given(given):
+    assert QuantConfig.model_validate(given).model_dump(mode="json") == given
+
+
+def test_a_preset_name_and_its_mapping_build_alike_but_are_named_apart():
+    by_name = QuantConfig.model_validate("smx_paper").build()
+    by_mapping = QuantConfig.model_validate({"base": "smx_paper"}).build()
+    assert by_name.name == "smx_paper" and by_mapping.name == "smx_paper+custom"
+    assert by_name.describe() == by_mapping.describe()

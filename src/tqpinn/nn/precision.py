@@ -5,25 +5,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import torch
 from torch import nn
 
-from tqpinn.nn.layer import GemmLayer, set_quant
+from tqpinn.nn.layer import set_quant
 from tqpinn.quant import store
 from tqpinn.quant.spec import QuantSpec
 
 _HOOKS_ATTR = "_tqpinn_quant_hooks"
-
-
-def quant_generators(model: nn.Module) -> list[torch.Generator]:
-    """The stochastic-rounding generators of the specs of ``model``'s GEMM layers, each once,
-    in module order: what a checkpoint saves so that a resumed run rounds as the original."""
-    found: dict[int, torch.Generator] = {}
-    for module in model.modules():
-        spec = getattr(module, "quant", None) if isinstance(module, GemmLayer) else None
-        if spec is not None:
-            found.setdefault(id(spec.generator), spec.generator)
-    return list(found.values())
 
 
 def apply_quant(model: nn.Module, spec: QuantSpec | None) -> nn.Module:

@@ -1,4 +1,4 @@
-"""QuantSpec: which format each operand of each GEMM is quantized to; presets and config parsing.
+"""QuantSpec: which format each operand of each GEMM is quantized to, and the presets.
 
 The three products of a GEMM Y = X·Wᵀ (X the input (M, K), W the weight (N, K)) and their roles:
     forward  Y  = Q[fwd.input](X)          · Q[fwd.weight](W)ᵀ
@@ -17,7 +17,6 @@ import torch
 
 from tqpinn.errors import UserError
 from tqpinn.formats import MX_INT8, MX_INT12, ROUNDINGS, SMX_INT8, SMX_INT12, BlockFormat
-from tqpinn.formats import get_format as _named_format
 
 ROLES = (
     "fwd.input",
@@ -111,87 +110,22 @@ PRESETS: dict[str, QuantSpec | None] = {
 }
 """Named specs; None is FP32 (no quantization)."""
 
-SPEC_KEYS = ("base", *ROLES, "store_activations", "fast", "seed")
-OPERAND_KEYS = ("format", "bits", "block", "element", "rounding")
-
-
-def _operand(key: str, value: Any) -> Operand:
-    """A role value: a format name ("smx_int12", "fp32") or a mapping with ``format`` or
-    ``bits``/``block``/``element``, and optionally ``rounding``."""
-    if isinstance(value, str):
-        return FP32_OPERAND if value == "fp32" else Operand(_format(key, value))
-    if not isinstance(value, dict):
-        raise UserError(f"quant.{key}: expected a format name or a mapping, got {value!r}")
-    unknown = sorted(set(value) - set(OPERAND_KEYS))
-    if unknown:
-        raise UserError(f"quant.{key}: unknown keys {unknown}; choose from {list(OPERAND_KEYS)}")
-    try:
-        return Operand(_custom_format(key, value), value.get("rounding", "nearest_even"))
-    except UserError as err:
-        message = str(err)
-        prefixed = message if message.startswith("quant.") else f"quant.{key}: {message}"
-        raise UserError(prefixed) from None
-
-
-def _custom_format(key: str, value: dict[str, Any]) -> BlockFormat | None:
-    if "format" in value:
-        if set(value) & {"bits", "block", "element"}:
-            raise UserError(f"quant.{key}: give either 'format' or bits/block/element, not both")
-        return None if value["format"] == "fp32" else _format(key, value["format"])
-    if "bits" not in value:
-        raise UserError(f"quant.{key}: a custom format needs 'bits' (and 'block')")
-    block = value.get("block")
-    if not (block in (None, "tensor") or isinstance(block, list | tuple)):
-        raise UserError(f"quant.{key}: block must be [rows, cols] or 'tensor', got {block!r}")
-    return BlockFormat(
-        value["bits"],
-        None if block in (None, "tensor") else tuple(block),
-        value.get("element", "int"),
-    )
-
-
-def _format(key: str, name: str) -> BlockFormat:
-    try:
-        return _named_format(name)
-    except UserError as err:
-        raise UserError(f"quant.{key}: {err}") from None
-
-
-def _preset(name: Any) -> QuantSpec | None:
-    if not isinstance(name, str) or name not in PRESETS:
-        raise UserError(f"unknown quant preset {name!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[name]
-
 
 def make_preset(name: str) -> QuantSpec | None:
     """A fresh spec (its own stochastic-rounding generator) of the preset ``name``; None is
     FP32. Unknown names raise UserError listing the presets."""
-    spec = _preset(name)
+    if name not in PRESETS:
+        raise UserError(f"unknown quant preset {name!r}; choose from {sorted(PRESETS)}")
+    spec = PRESETS[name]
     return None if spec is None else replace(spec)
 
 
 def resolve_quant(value: str | dict[str, Any] | QuantSpec | None) -> QuantSpec | None:
-    """The spec for a config's ``quant`` value: a preset name, or a mapping of changes to a
-    ``base`` preset (default fp32) with keys among :data:`SPEC_KEYS`. None means FP32."""
+    """A fresh spec for a config's ``quant`` value (see :mod:`tqpinn.quant.config`); a spec or
+    None (FP32) is returned as it is. For callers outside a run; a run builds its spec once
+    from its typed config (``config.quant.build()``)."""
     if value is None or isinstance(value, QuantSpec):
         return value
-    if isinstance(value, str):
-        return _preset(value)
-    if not isinstance(value, dict):
-        raise UserError(f"quant: expected a preset name or a mapping, got {value!r}")
-    unknown = sorted(set(value) - set(SPEC_KEYS))
-    if unknown:
-        raise UserError(f"quant: unknown keys {unknown}; choose from {list(SPEC_KEYS)}")
-    base = _preset(value.get("base", "fp32")) or QuantSpec("fp32")
-    changes: dict[str, Any] = {
-        r.replace(".", "_"): _operand(r, value[r]) for r in ROLES if r in value
-    }
-    for key, kind in (("store_activations", bool), ("fast", bool), ("seed", int)):
-        if key in value:
-            if not isinstance(value[key], kind) or (kind is int and isinstance(value[key], bool)):
-                raise UserError(f"quant.{key}: expected {kind.__name__}, got {value[key]!r}")
-            changes[key] = value[key]
-    spec = replace(base, name=f"{value.get('base', 'fp32')}+custom", **changes)
-    if all(spec.role(r).fmt is None for r in ROLES):
-        return None
-    return spec
+    from tqpinn.quant.config import parse_quant  # the typed config is built on this module
+
+    return parse_quant(value).build()

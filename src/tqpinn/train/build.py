@@ -1,4 +1,4 @@
-"""From a config to the objects of a run: problem, network, estimator."""
+"""From a config to the objects of a run: problem, conditions, network, estimator."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tqpinn.nn.precision import apply_quant
 from tqpinn.nn.tt.factory import tt_linear_factory
 from tqpinn.pdes import get_problem
 from tqpinn.pdes.base import Condition, Problem
-from tqpinn.quant.spec import resolve_quant
+from tqpinn.quant.spec import QuantSpec
 from tqpinn.train.config import Config
 
 
@@ -22,13 +22,14 @@ def build_problem(config: Config) -> Problem:
     return get_problem(config.problem.name, **config.problem.options)
 
 
-def build_model(config: Config, problem: Problem) -> nn.Module:
-    """MLP input_dim -> widths -> 1 (dense or TT layers), quantized as ``config.quant`` says."""
+def build_model(config: Config, problem: Problem, spec: QuantSpec | None = None) -> nn.Module:
+    """MLP input_dim -> widths -> 1 (dense or TT layers), quantized by ``spec`` (None: FP32;
+    a run passes the one spec it built from ``config.quant``)."""
     sizes = [problem.input_dim, *config.model.widths, 1]
     tt = config.model.tt
-    factory = dense_factory if tt is None else tt_linear_factory(len(sizes) - 1, **dict(tt))
+    factory = dense_factory if tt is None else tt_linear_factory(len(sizes) - 1, tt.spec())
     model = MLP(sizes, activation=config.model.activation, linear_factory=factory)
-    return apply_quant(model, resolve_quant(config.quant))
+    return apply_quant(model, spec)
 
 
 def build_estimator(config: Config) -> Estimator:

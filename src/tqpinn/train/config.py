@@ -9,7 +9,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tqpinn.errors import UserError
-from tqpinn.quant.spec import resolve_quant
+from tqpinn.nn.tt.spec import TTSpec
+from tqpinn.quant.config import QuantConfig
 
 
 def _not_bool(value: Any) -> Any:
@@ -53,6 +54,25 @@ class TTConfig(Strict):
     merge: Literal["fp32", "quantized"] = "fp32"
     """Precision of the core merges of partial/reconstruct (fp32: merged cores quantized once)."""
     init: Literal["torch", "xavier", "he"] = "torch"
+
+    def spec(self) -> TTSpec:
+        """These options as the one frozen spec that the model factory and each layer take."""
+        return TTSpec(
+            layers=tuple(self.layers),
+            ranks=self.ranks if isinstance(self.ranks, int) else tuple(self.ranks),
+            shapes=None if self.shapes is None else tuple(map(_factor_pair, self.shapes)),
+            n_cores=self.n_cores,
+            plan=self.plan,
+            groups=self.groups if not isinstance(self.groups, list) else tuple(self.groups),
+            merge=self.merge,
+            init=self.init,
+        )
+
+
+def _factor_pair(
+    pair: tuple[list[int], list[int]] | None,
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    return None if pair is None else (tuple(pair[0]), tuple(pair[1]))
 
 
 class ModelConfig(Strict):
@@ -110,8 +130,9 @@ class Config(Strict):
     problem: ProblemConfig = Field(default_factory=ProblemConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     estimator: EstimatorConfig = Field(default_factory=AutodiffConfig)
-    quant: str | dict[str, Any] = "fp32"
-    """A preset (fp32, smx_paper, mx_int8, ...) or changes to a ``base`` preset by role."""
+    quant: QuantConfig = Field(default_factory=lambda: QuantConfig.model_validate("fp32"))
+    """A preset (fp32, smx_paper, mx_int8, ...) or changes to a ``base`` preset by role
+    (tqpinn.quant.config); serialized as given."""
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,10 +149,10 @@ def _describe(err: ValidationError) -> str:
     if len(loc) > 2 and loc[0] in TAGGED_UNIONS:
         del loc[1]  # 'estimator.stein.sigma' reads better as 'estimator.sigma'
     key = ".".join(loc) or "<config>"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")  # our own messages name what is wrong
     if first["type"] == "extra_forbidden":
         return f"unknown config key {key!r}"
-    if "input" in first and first["type"] != "missing":
+    if "input" in first and first["type"] != "missing" and repr(first["input"]) not in msg:
         return f"config key {key!r}: {msg} (got {first['input']!r})"
     return f"config key {key!r}: {msg}"
 
@@ -141,15 +162,9 @@ def config_from_dict(data: Any) -> Config:
     if not isinstance(data, dict):
         raise UserError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
     try:
-        config = Config.model_validate(data)
+        return Config.model_validate(data)
     except ValidationError as err:
         raise UserError(_describe(err)) from None
-    try:
-        resolve_quant(config.quant)
-    except UserError as err:
-        message = str(err)
-        raise UserError(message if message.startswith("quant") else f"quant: {message}") from None
-    return config
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -1,14 +1,35 @@
-"""Evaluate a finished (or interrupted) run from its directory."""
+"""Evaluation on the fixed test set: of a built run, or of a run directory's newest checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tqpinn.errors import UserError
 from tqpinn.train.checkpoint import latest_checkpoint
 from tqpinn.train.config import config_from_dict, read_yaml
-from tqpinn.train.trainer import build_run, evaluate, restore
+from tqpinn.train.loss import predict
+from tqpinn.train.metrics import error_metrics
+from tqpinn.train.resume import restore
+from tqpinn.train.run import Run, build_run
+
+EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation randomness (smoothed Stein values) is seeded apart, so it never touches training's."""
+
+
+def predict_test_set(run: Run) -> torch.Tensor:
+    """The model's solution on the fixed test set (N,), with its own seeded randomness."""
+    generator = torch.Generator().manual_seed(run.config.seed + EVAL_SEED_OFFSET)
+    return predict(run.problem, run.net, run.estimator, run.test_x, generator)
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """Errors against the exact solution on the fixed test set (empty without one)."""
+    if run.test_u is None:
+        return {}
+    return error_metrics(predict_test_set(run), run.test_u)
 
 
 def evaluate_run(run_dir: Path, device: str = "cpu") -> dict[str, Any]:

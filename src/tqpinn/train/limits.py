@@ -29,8 +29,8 @@ import torch
 
 from tqpinn.derivatives.fields import DT, GRAD, LAP, U
 from tqpinn.errors import UserError
-from tqpinn.pdes.base import Problem
-from tqpinn.quant.spec import resolve_quant
+from tqpinn.pdes.base import Condition, Problem
+from tqpinn.quant.spec import QuantSpec
 from tqpinn.train.build import build_model, build_problem, resolve_conditions
 from tqpinn.train.config import Config
 
@@ -53,27 +53,37 @@ def device_memory(device: torch.device) -> int:
 
 def memory_terms(config: Config, rows_share: float = 1.0) -> list[MemoryTerm]:
     """The terms of the lower bound (module docstring) for one process holding ``rows_share``
-    of every batch: the model's first, then the data's."""
+    of every batch: the model's first, then the data's. Builds what it needs from ``config``;
+    a run passes its own pieces to :func:`check_fits` instead."""
     problem = build_problem(config)
-    return [_model_term(config, problem), *_data_terms(config, problem, rows_share)]
+    conditions = resolve_conditions(config, problem)
+    spec = config.quant.build()
+    return [model_term(config, problem), *data_terms(config, problem, conditions, spec, rows_share)]
 
 
-def _model_term(config: Config, problem: Problem) -> MemoryTerm:
+def model_term(config: Config, problem: Problem) -> MemoryTerm:
     """Parameters and Adam state; the model is built on the meta device (exact, no storage)."""
-    with torch.device("meta"):
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the run's seed untouched
         n_params = sum(p.numel() for p in build_model(config, problem).parameters())
     keys = f"model.widths={config.model.widths} with {_dim_key(problem)}"
     return MemoryTerm("model", 16.0 * n_params, f"{keys}: {n_params:.3g} parameters")
 
 
-def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[MemoryTerm]:
+def data_terms(
+    config: Config,
+    problem: Problem,
+    conditions: tuple[Condition, ...],
+    spec: QuantSpec | None,
+    rows_share: float = 1.0,
+) -> list[MemoryTerm]:
+    """Activations, perturbations and test set of a run built from ``config``: its problem,
+    its conditions (points overridden by the config) and its quantization spec."""
     dims = problem.input_dim
-    spec = resolve_quant(config.quant)
     stored = 4.0
     if spec is not None and spec.store_activations and spec.fwd_input.fmt is not None:
         stored = spec.fwd_input.fmt.bits / 8
     rows = perturbed = 0.0  # network rows of a step; points whose pairs are drawn
-    for cond in resolve_conditions(config, problem):
+    for cond in conditions:
         points = cond.points * rows_share
         needs = problem.network_needs(cond.needs)
         if _perturbed(config, needs):
@@ -85,7 +95,7 @@ def _data_terms(config: Config, problem: Problem, rows_share: float) -> list[Mem
             rows += points
     pairs = config.estimator.pairs if perturbed else 0
     test_points = config.train.eval_points or problem.test_size
-    largest = max(resolve_conditions(config, problem), key=lambda c: c.points).name
+    largest = max(conditions, key=lambda c: c.points).name
     per_step = f"train.points.{largest}" + (" x estimator.pairs" if pairs else "")
     dim_key = _dim_key(problem)
     return [
@@ -114,15 +124,22 @@ def _dim_key(problem: Problem) -> str:
     return f"problem.options.dim (input columns {problem.input_dim})"
 
 
-def check_fits(config: Config, device: torch.device, rows_share: float = 1.0) -> None:
-    """UserError naming the dominant keys when the lower bound exceeds the device memory."""
-    problem = build_problem(config)
+def check_fits(
+    config: Config,
+    problem: Problem,
+    conditions: tuple[Condition, ...],
+    spec: QuantSpec | None,
+    device: torch.device,
+    rows_share: float = 1.0,
+) -> None:
+    """UserError naming the dominant keys when the lower bound exceeds the device memory; takes
+    the run's built pieces, and counts the model's parameters on the meta device."""
     have = device_memory(device)
-    data = _data_terms(config, problem, rows_share)
+    data = data_terms(config, problem, conditions, spec, rows_share)
     # The data terms first: they grow with every width and input size, so a model too large
     # to describe even on the meta device (over 2^63 elements) is refused before it is built.
     _refuse_above(data, have, device)
-    _refuse_above([_model_term(config, problem), *data], have, device)
+    _refuse_above([model_term(config, problem), *data], have, device)
 
 
 def _refuse_above(terms: list[MemoryTerm], have: int, device: torch.device) -> None:

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
 from tqpinn.errors import UserError
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.mlp import LinearFactory
 from tqpinn.nn.tt.layer import TTLinear
+from tqpinn.nn.tt.spec import TTSpec
 
-FactorPair = tuple[Sequence[int], Sequence[int]]
 
-
-def tt_linear_factory(
-    n_layers: int,
-    layers: Sequence[int],
-    ranks: int | Sequence[int] = 2,
-    shapes: Sequence[FactorPair | None] | None = None,
-    n_cores: int | None = None,
-    plan: str = "sequential",
-    groups: int | Sequence[int] | None = None,
-    init: str = "torch",
-    merge: str = "fp32",
-) -> LinearFactory:
-    """Factory making layers ``layers`` (0-based, of ``n_layers``) TT and the others dense.
-
-    shapes: None (automatic for all) or one entry per TT layer, in the order of ``layers``: an
-    (out factors, in factors) pair or None (automatic). The other options apply to every TT layer
-    (see :class:`TTLinear`).
-    """
-    chosen = list(layers)
+def tt_linear_factory(n_layers: int, spec: TTSpec) -> LinearFactory:
+    """Factory making layers ``spec.layers`` (0-based, of ``n_layers``) TT and the others
+    dense; every TT layer gets the options of ``spec``."""
+    chosen = list(spec.layers)
     bad = [i for i in chosen if not 0 <= i < n_layers]
     if bad:
         raise UserError(
@@ -39,13 +22,12 @@ def tt_linear_factory(
         )
     if len(set(chosen)) != len(chosen):
         raise UserError(f"model.tt.layers: {chosen} lists a layer twice")
-    per_layer = [None] * len(chosen) if shapes is None else list(shapes)
-    if len(per_layer) != len(chosen):
+    if spec.shapes is not None and len(spec.shapes) != len(chosen):
         raise UserError(
-            f"model.tt.shapes: {len(per_layer)} entries for the {len(chosen)} TT layers "
+            f"model.tt.shapes: {len(spec.shapes)} entries for the {len(chosen)} TT layers "
             f"{chosen}; give one [out factors, in factors] (or null) per TT layer"
         )
-    shape_of = dict(zip(chosen, per_layer, strict=True))
+    shape_of = spec.shape_of()
 
     def factory(in_features: int, out_features: int, index: int) -> nn.Module:
         if index not in shape_of:
@@ -53,13 +35,13 @@ def tt_linear_factory(
         return TTLinear(
             in_features,
             out_features,
-            ranks,
+            spec.ranks,
             shape_of[index],
-            n_cores,
-            plan,
-            groups,
-            init,
-            merge=merge,
+            spec.n_cores,
+            spec.plan,
+            spec.groups,
+            spec.init,
+            merge=spec.merge,
         )
 
     return factory
