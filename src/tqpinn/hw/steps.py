@@ -42,7 +42,7 @@ class StepRunner:
             "problem": self.run.problem.name,
             "dim": self.run.problem.dim,
             "estimator": cfg.estimator.model_dump(),
-            "quant": cfg.quant if isinstance(cfg.quant, str) else str(cfg.quant),
+            "quant": cfg.quant.given,
             "widths": list(cfg.model.widths),
             "points": {c.name: c.points for c in self.run.conditions},
             "steps": cfg.train.steps,

@@ -89,7 +89,7 @@ def compare_case(
         "problem": case.problem,
         "baseline_config": case.baseline,
         "pipeline_config": case.pipeline,
-        "quant": pipeline_config.quant,
+        "quant": pipeline_config.quant.given,
         "baseline_trace": baseline_trace.summary() | {"meta": baseline_trace.meta},
         "pipeline_trace": pipeline_trace.summary() | {"meta": pipeline_trace.meta},
         "pinta": pinta.summary(),
