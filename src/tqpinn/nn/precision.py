@@ -17,10 +17,9 @@ _HOOKS_ATTR = "_tqpinn_quant_hooks"
 def apply_quant(model: nn.Module, spec: QuantSpec | None) -> nn.Module:
     """Give every GEMM layer ``spec`` (None: FP32) and, when ``spec.store_activations``, store
     what the model's other operations save for backward packed in the fwd.input format during
-    ``model(...)`` calls. Calling it again replaces the previous setting. Returns ``model``.
-
-    Only ``model.__call__`` is covered: code that calls ``forward_streams`` directly can wrap
-    itself in :func:`tqpinn.quant.store.stored_activations`.
+    ``model(...)`` calls, on plain tensors and on stream bundles alike (DiffQuant's difference
+    streams go through the same ``__call__``). Calling it again replaces the previous setting.
+    Returns ``model``.
     """
     set_quant(model, spec)
     for handle in getattr(model, _HOOKS_ATTR, ()):

@@ -13,7 +13,7 @@ process, so W ranks match one process to FP32 reduction-order rounding.
 
 Why not ``DistributedDataParallel``: its reducer expects one forward through the wrapper per
 backward, while an estimator calls the network several times a step (once per condition,
-through ``forward_streams`` for DiffQuant, and autodiff differentiates w.r.t. the inputs with
+with a stream bundle for DiffQuant, and autodiff differentiates w.r.t. the inputs with
 ``create_graph``). One flat all-reduce of the gradients after ``backward`` does the same
 arithmetic with none of those constraints; for PINN-sized models it is one small message.
 """
