@@ -9,7 +9,8 @@ the quantized input and the quantized exact weight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import statistics
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from tqpinn.nn.layer import set_quant
 from tqpinn.nn.tt import TTLinear
 from tqpinn.nn.tt.plans import make_plan
+from tqpinn.quant.spec import make_preset
 
 
 @dataclass(frozen=True)
@@ -109,4 +111,50 @@ def layer_errors(
                     **{f"rel_err_{k}": _rel(quant[k], ref[k]) for k in ref},
                 }
             )
+    return out
+
+
+MERGES = ("fp32", "quantized")
+ERROR_KEYS = ("rel_err_output", "rel_err_grad_input", "rel_err_grad_cores")
+
+
+def paper_layer_errors(
+    quant: str = "smx_paper",
+    rows: int = 4096,
+    seeds: int = 3,
+    cases: Sequence[LayerCase] = PAPER_CASES,
+    log: Callable[[str], None] = lambda line: None,
+) -> list[dict[str, Any]]:
+    """:func:`layer_errors` of every case under the preset ``quant``, with FP32 and with
+    quantized merges (each row tagged with its ``merge``); ``log`` gets a line per case."""
+    spec = make_preset(quant)
+    out = []
+    for merge in MERGES:
+        for case in cases:
+            out += [
+                {"merge": merge, **r}
+                for r in layer_errors(case, spec, rows=rows, seeds=seeds, merge=merge)
+            ]
+            log(f"layer errors: {case.name}, merge {merge}")
+    return out
+
+
+def summarize_layer_errors(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation (0 for one seed) over seeds per (merge, case, plan)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["merge"], r["case"], r["plan"], r["data_path_depth"]), []).append(r)
+    out = []
+    for (merge, case, plan, depth), rs in groups.items():
+        entry: dict[str, Any] = {
+            "merge": merge,
+            "case": case,
+            "plan": plan,
+            "data_path_depth": depth,
+        }
+        for k in ERROR_KEYS:
+            vals = [r[k] for r in rs]
+            entry[k] = statistics.mean(vals)
+            entry[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(entry)
     return out
