@@ -112,7 +112,10 @@ def test_stop_keeps_the_last_good_checkpoint(tmp_path, inject):
     with pytest.raises(DivergenceError, match=r"non-finite loss at step 7.*step_00000004\.pt"):
         trainer.train(config_from_dict(tiny(12)), tmp_path, progress_bar=False)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004.pt"]
-    assert all(math.isfinite(r["loss"]) for r in records(tmp_path))
+    *good, failing = records(tmp_path)
+    assert all(math.isfinite(r["loss"]) for r in good) and len(good) == 6
+    assert (failing["step"], failing["nonfinite"], failing["action"]) == (7, "loss", "stop")
+    assert math.isnan(failing["loss"])
 
 
 def test_stop_through_the_cli_is_one_line_and_exit_1(tmp_path, inject, monkeypatch, capsys):
@@ -174,12 +177,14 @@ def test_rollback_target_is_the_checkpoint(tmp_path, inject):
 
 def test_patience_stops_a_run_that_never_recovers(tmp_path, inject):
     inject("loss", set(range(3, 20)))
-    with pytest.raises(DivergenceError, match="4 non-finite steps in a row"):
+    with pytest.raises(DivergenceError, match="4 diverged steps in a row") as stopped:
         trainer.train(
             config_from_dict(tiny(12, on_nonfinite="skip", nonfinite_patience=3)),
             tmp_path,
             progress_bar=False,
         )
+    # Giving up under 'skip' suggests the other policy, not the one that just gave up.
+    assert "'rollback'" in str(stopped.value) and "'skip'" not in str(stopped.value)
 
 
 def test_resume_after_a_rollback_is_bit_identical(tmp_path, inject, monkeypatch):

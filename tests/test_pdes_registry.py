@@ -71,8 +71,13 @@ def test_module_reference_and_factory(tmp_path: Path, monkeypatch) -> None:
         get_problem("my_pdes:NOT_A_PROBLEM")
     with pytest.raises(UserError, match=r"returned a str, not a tqpinn.pdes.Problem"):
         get_problem("my_pdes:not_a_problem")
-    with pytest.raises(UserError, match=r"'my_pdes' defines no 'Missing'; it defines \[.*poisson3"):
-        get_problem("my_pdes:Missing")
+    # Only what can name a problem is listed (not the constant), the closest name suggested.
+    with pytest.raises(
+        UserError,
+        match=r"'my_pdes' defines no 'poisson'; did you mean 'poisson3'\? \(its Problem "
+        r"subclasses and functions: \['Poisson', 'not_a_problem', 'poisson3'\]\)",
+    ):
+        get_problem("my_pdes:poisson")
     with pytest.raises(UserError, match=r"bad options .*'size'.*valid: scale=1"):
         get_problem("my_pdes:poisson3", size=2)
 
@@ -86,11 +91,14 @@ def test_missing_module_and_file_are_user_errors(tmp_path: Path) -> None:
         get_problem("my_pdes:")
 
 
-def test_a_broken_dependency_inside_user_code_keeps_its_traceback(tmp_path: Path) -> None:
-    """A module missing inside the user's file is not the user's reference: it propagates."""
+def test_a_broken_dependency_inside_user_code_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.py"
-    path.write_text("import no_such_dependency_xyz\n")
-    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+    path.write_text("import math\nimport no_such_dependency_xyz\n")
+    with pytest.raises(
+        UserError,
+        match=rf"problem file '{path}' failed to import: {path}:2: ModuleNotFoundError: "
+        "No module named 'no_such_dependency_xyz'",
+    ):
         get_problem(f"{path}:Thing")
 
 
