@@ -141,7 +141,7 @@ class TrainConfig(Strict):
     max_rollbacks: PositiveInt = 10
     """Rollbacks in the whole run before it stops (each lowers the rate by rollback_lr_factor,
     so 10 of 0.5 end a thousand times below train.lr)."""
-    explode_factor: Annotated[float, NotBool, Field(gt=1)] | None = 1e4
+    explode_factor: Annotated[float, NotBool, Field(gt=1)] | None = 1e3
     """A loss above this multiple of its running minimum counts as diverged and is handled
     like a non-finite step (train.on_nonfinite); null turns the check off."""
 
