@@ -68,21 +68,20 @@ def check_problem(problem: Problem, name: str) -> None:
                 f"{sorted(unknown)}; choose from {sorted(FIELD_NAMES)}"
             )
     generator = torch.Generator().manual_seed(PROBE_SEED)
-    with torch.random.fork_rng(devices=[]):  # a user sampler drawing from the global RNG
+    # Samplers, then the exact solution, then the residuals that may use both: the first
+    # error named is the cause. The global RNG is forked for samplers that draw from it.
+    with torch.random.fork_rng(devices=[]):
+        points = []
         for cond in conditions:
-            x = _call(
-                name,
-                f"the sampler of condition {cond.name!r}",
-                cond.sample,
-                PROBE_POINTS,
-                generator,
-            )
-            _check_points(name, cond.name, x, problem.input_dim)
+            what = f"the sampler of condition {cond.name!r}"
+            x = _call(name, what, cond.sample, PROBE_POINTS, generator)
+            _check_values(name, what, x, (PROBE_POINTS, problem.input_dim), finite=True)
+            points.append(x)
+        exact = _call(name, "exact()", problem.exact, points[0])
+        if exact is not None:
+            _check_values(name, "exact()", exact, (PROBE_POINTS,), finite=True)
+        for cond, x in zip(conditions, points, strict=True):
             _check_residual(problem, name, cond, x, generator)
-        x = conditions[0].sample(PROBE_POINTS, generator)
-        exact = _call(name, "exact()", problem.exact, x)
-    if exact is not None:
-        _check_values(name, "exact()", exact, (PROBE_POINTS,), finite=True)
 
 
 def _check_attributes(problem: Problem, name: str) -> None:
@@ -111,11 +110,6 @@ def _call(name: str, what: str, function: Callable[..., Any], *args: Any) -> Any
         raise
     except Exception as err:
         raise UserError(f"problem {name!r}: {what} failed: {describe_exception(err)}") from None
-
-
-def _check_points(name: str, condition: str, x: object, input_dim: int) -> None:
-    what = f"the sampler of condition {condition!r}"
-    _check_values(name, what, x, (PROBE_POINTS, input_dim), finite=True)
 
 
 def _check_values(
