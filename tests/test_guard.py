@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tqpinn.cli import main
+from tqpinn.errors import UserError
 from tqpinn.train import trainer
 from tqpinn.train.checkpoint import list_checkpoints, load_checkpoint
 from tqpinn.train.config import config_from_dict
-from tqpinn.errors import UserError
 from tqpinn.train.guard import DivergenceError, DivergenceGuard, nonfinite
 
 LR = 1e-3
@@ -212,7 +212,7 @@ def test_rollback_budget_stops_a_run_that_keeps_diverging(tmp_path):
     # lr = 1e25: every rollback is followed by one finite step, which resets the in-a-row
     # count, so only a budget over the whole run stops it (it used to end with exit 0).
     config = config_from_dict(tiny(60, lr=1e25, on_nonfinite="rollback", max_rollbacks=3))
-    with pytest.raises(DivergenceError, match="3 rollbacks already = train.max_rollbacks"):
+    with pytest.raises(DivergenceError, match=r"3 rollbacks already = train\.max_rollbacks"):
         trainer.train(config, tmp_path, progress_bar=False)
     log = records(tmp_path)
     assert [r["action"] for r in log if "action" in r] == ["rollback"] * 3 + ["stop"]
