@@ -8,6 +8,7 @@ import pytest
 
 from tqpinn.errors import UserError
 from tqpinn.pdes import HJB, PROBLEMS, Heat, Poisson, Problem, get_problem
+from tqpinn.pdes.check import check_problem
 from tqpinn.train.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "allen_cahn.py"
@@ -107,3 +108,9 @@ def test_example_config_builds_the_example_problem(monkeypatch) -> None:
     config = load_config(EXAMPLE.with_suffix(".yaml"))
     problem = get_problem(config.problem.name, **config.problem.options)
     assert (problem.name, problem.dim, problem.epsilon) == ("allen_cahn", 2, 0.1)
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_the_interface_check_accepts_every_registered_problem(name) -> None:
+    # User problems are checked when built; the registered ones must pass the same check.
+    check_problem(get_problem(name), name)

@@ -22,7 +22,7 @@ def get_problem(name: str, **options: Any) -> Problem:
 
     The object is a Problem subclass or a factory returning a Problem; ``options`` are its
     keyword arguments. Unknown names, missing files, bad options, an exception while building
-    it and a problem that breaks the interface (tqpinn.pdes.check) raise UserError.
+    it and a user-defined problem that breaks the interface (tqpinn.pdes.check) raise UserError.
     """
     if is_object_reference(name):
         factory = load_object(name)
@@ -53,7 +53,8 @@ def get_problem(name: str, **options: Any) -> Problem:
         raise UserError(
             f"problem {name!r} returned a {type(problem).__name__}, not a tqpinn.pdes.Problem"
         )
-    check_problem(problem, name)
+    if is_object_reference(name):  # the registered ones pass tests/test_pdes_contract.py
+        check_problem(problem, name)
     return problem
 
 
