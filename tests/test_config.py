@@ -126,3 +126,50 @@ def test_extends_errors_name_the_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("extends: [1]\n")
     with pytest.raises(UserError, match="'extends' must name a YAML file"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_diffquant_off_as_the_docs_write_it(tmp_path):
+    # YAML 1.1 reads an unquoted `off` as false: in a file and through --set alike.
+    path = tmp_path / "c.yaml"
+    path.write_text("estimator: {name: stein, diffquant: off}\n")
+    assert load_config(path).estimator.diffquant == "off"
+    assert (
+        load_config(None, ["estimator.name=stein", "estimator.diffquant=off"]).estimator.diffquant
+        == "off"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        # Only false means "off": true names no variant, and no other key takes a boolean.
+        ({"estimator": {"name": "stein", "diffquant": True}}, "'estimator.diffquant'"),
+        ({"estimator": {"name": "stein", "value": False}}, "'estimator.value'"),
+        ({"train": {"schedule": False}}, "'train.schedule'"),
+        ({"model": {"widths": []}}, "'model.widths': List should have at least 1 item"),
+        ({"train": {"max_rollbacks": 0}}, "'train.max_rollbacks'"),
+        ({"train": {"explode_factor": 1}}, "'train.explode_factor'"),
+        ({"train": {"explode_factor": True}}, "'train.explode_factor'"),
+    ],
+)
+def test_mistakes_that_used_to_pass_are_refused(data, fragment):
+    with pytest.raises(UserError, match=fragment):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_config_file_is_refused(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"c\.yaml holds no keys.*leave out --config"):
+        load_config(path)
+
+
+def test_a_user_problem_path_is_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "p.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    config = config_from_dict({"problem": {"name": "p.py:P"}})
+    assert config.problem.name == f"{tmp_path / 'p.py'}:P"
+    # Registered names, modules and files that do not exist stay as written.
+    for name in ("poisson", "pkg.mod:P", "missing.py:P"):
+        assert config_from_dict({"problem": {"name": name}}).problem.name == name

@@ -41,6 +41,7 @@ def tiny_recipes(directory: Path) -> Path:
         data["model"]["widths"] = SHRINK["model"]["widths"]
         if data["model"].get("tt"):
             data["model"]["tt"]["shapes"] = None
+            data["model"]["tt"]["n_cores"] = 3  # PRS groups 2 + 1 (2 cores would be sequential)
         if data["estimator"]["name"] == "stein":
             data["estimator"]["pairs"] = SHRINK["estimator_pairs"]
         data["train"]["points"] = dict.fromkeys(data["train"]["points"], SHRINK["points"])

@@ -126,7 +126,7 @@ def test_tt_and_diffquant_steps_are_traced():
     cfg = tiny(
         {**STEIN, "diffquant": "full"},
         quant="smx_paper",
-        tt={"layers": [1], "ranks": 2, "plan": "partial", "groups": 2},
+        tt={"layers": [1], "ranks": 2, "plan": "partial", "groups": 2, "n_cores": 3},
     )
     trace = StepRunner.build(config_from_dict(cfg)).trace()
     assert trace.meta["n_params"] < 16 * 16 + 16 * 2 + 16 * 3

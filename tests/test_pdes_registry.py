@@ -8,6 +8,7 @@ import pytest
 
 from tqpinn.errors import UserError
 from tqpinn.pdes import HJB, PROBLEMS, Heat, Poisson, Problem, get_problem
+from tqpinn.pdes.check import check_problem
 from tqpinn.train.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "allen_cahn.py"
@@ -71,8 +72,13 @@ def test_module_reference_and_factory(tmp_path: Path, monkeypatch) -> None:
         get_problem("my_pdes:NOT_A_PROBLEM")
     with pytest.raises(UserError, match=r"returned a str, not a tqpinn.pdes.Problem"):
         get_problem("my_pdes:not_a_problem")
-    with pytest.raises(UserError, match=r"'my_pdes' defines no 'Missing'; it defines \[.*poisson3"):
-        get_problem("my_pdes:Missing")
+    # Only what can name a problem is listed (not the constant), the closest name suggested.
+    with pytest.raises(
+        UserError,
+        match=r"'my_pdes' defines no 'poisson'; did you mean 'poisson3'\? \(its Problem "
+        r"subclasses and functions: \['Poisson', 'not_a_problem', 'poisson3'\]\)",
+    ):
+        get_problem("my_pdes:poisson")
     with pytest.raises(UserError, match=r"bad options .*'size'.*valid: scale=1"):
         get_problem("my_pdes:poisson3", size=2)
 
@@ -86,11 +92,14 @@ def test_missing_module_and_file_are_user_errors(tmp_path: Path) -> None:
         get_problem("my_pdes:")
 
 
-def test_a_broken_dependency_inside_user_code_keeps_its_traceback(tmp_path: Path) -> None:
-    """A module missing inside the user's file is not the user's reference: it propagates."""
+def test_a_broken_dependency_inside_user_code_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.py"
-    path.write_text("import no_such_dependency_xyz\n")
-    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+    path.write_text("import math\nimport no_such_dependency_xyz\n")
+    with pytest.raises(
+        UserError,
+        match=rf"problem file '{path}' failed to import: {path}:2: ModuleNotFoundError: "
+        "No module named 'no_such_dependency_xyz'",
+    ):
         get_problem(f"{path}:Thing")
 
 
@@ -99,3 +108,9 @@ def test_example_config_builds_the_example_problem(monkeypatch) -> None:
     config = load_config(EXAMPLE.with_suffix(".yaml"))
     problem = get_problem(config.problem.name, **config.problem.options)
     assert (problem.name, problem.dim, problem.epsilon) == ("allen_cahn", 2, 0.1)
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_the_interface_check_accepts_every_registered_problem(name) -> None:
+    # User problems are checked when built; the registered ones must pass the same check.
+    check_problem(get_problem(name), name)

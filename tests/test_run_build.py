@@ -20,7 +20,10 @@ SMX_STOCHASTIC = {
 }
 TINY = {
     "problem": {"name": "poisson", "options": {"dim": 2}},
-    "model": {"widths": [8, 8], "tt": {"layers": [1], "plan": "partial", "init": "xavier"}},
+    "model": {
+        "widths": [8, 8],
+        "tt": {"layers": [1], "plan": "partial", "n_cores": 3, "init": "xavier"},
+    },
     "estimator": {"name": "stein", "pairs": 4},
     "quant": SMX_STOCHASTIC,
     "train": {"steps": 2, "eval_points": 16, "points": {"interior": 8, "boundary": 8}},
@@ -73,7 +76,7 @@ def test_every_run_has_its_own_spec_and_checkpoints_write_into_it(tmp_path):
 def test_tt_options_reach_every_tt_layer_as_one_frozen_spec():
     config = config_from_dict(TINY)
     spec = config.model.tt.spec()
-    assert spec == TTSpec(layers=(1,), plan="partial", init="xavier") and hash(spec)
+    assert spec == TTSpec(layers=(1,), n_cores=3, plan="partial", init="xavier") and hash(spec)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.plan = "sequential"
     net = build.build_model(config, build.build_problem(config))

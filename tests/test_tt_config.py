@@ -91,7 +91,10 @@ def test_training_with_tt_layers_runs(tmp_path, estimator, plan):
         {
             "seed": 1,
             "problem": {"name": "poisson", "options": {"dim": 2}},
-            "model": {"widths": [16, 16], "tt": {"layers": [1], "ranks": 2, "plan": plan}},
+            "model": {  # 3 cores: "partial" has a group to merge (2 + 1)
+                "widths": [16, 16],
+                "tt": {"layers": [1], "ranks": 2, "plan": plan, "n_cores": 3},
+            },
             "estimator": estimator,
             "train": {
                 "steps": 4,
@@ -103,6 +106,7 @@ def test_training_with_tt_layers_runs(tmp_path, estimator, plan):
         }
     )
     summary = trainer.train(config, tmp_path)
-    # 2·16+16 + TT(16x16 over 2 cores of 4x4, rank 2: 2·16·2 = 64) + 16 + 17
-    assert summary["n_params"] == 48 + 64 + 16 + 17
+    # 2·16+16 + TT(16x16 over 3 cores, out 4·2·2 x in 2·2·4, ranks 1,2,2,1:
+    # 1·4·2·2 + 2·2·2·2 + 2·2·4·1 = 48) + 16 + 17
+    assert summary["n_params"] == 48 + 48 + 16 + 17
     assert math.isfinite(summary["rel_l2"])

@@ -8,9 +8,10 @@ from typing import Any
 
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Problem
+from tqpinn.pdes.check import check_problem
 from tqpinn.pdes.heat import Heat
 from tqpinn.pdes.hjb import HJB
-from tqpinn.pdes.loader import is_object_reference, load_object
+from tqpinn.pdes.loader import describe_exception, is_object_reference, load_object
 from tqpinn.pdes.poisson import Poisson
 
 PROBLEMS: dict[str, type[Problem]] = {cls.name: cls for cls in (Poisson, Heat, HJB)}
@@ -20,7 +21,8 @@ def get_problem(name: str, **options: Any) -> Problem:
     """Build a problem from a registered name or a "module:Object" / "file.py:Object" reference.
 
     The object is a Problem subclass or a factory returning a Problem; ``options`` are its
-    keyword arguments. Unknown names, missing files and bad options raise UserError.
+    keyword arguments. Unknown names, missing files, bad options, an exception while building
+    it and a user-defined problem that breaks the interface (tqpinn.pdes.check) raise UserError.
     """
     if is_object_reference(name):
         factory = load_object(name)
@@ -39,12 +41,29 @@ def get_problem(name: str, **options: Any) -> Problem:
     if inspect.isabstract(factory):
         raise UserError(f"problem {name!r} is an abstract class; name a concrete Problem subclass")
     _check_options(name, factory, options)
-    problem = factory(**options)
+    try:
+        problem = factory(**options)
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(
+            f"problem {name!r} failed to build: {describe_exception(err, _source_file(factory))}"
+        ) from None
     if not isinstance(problem, Problem):
         raise UserError(
             f"problem {name!r} returned a {type(problem).__name__}, not a tqpinn.pdes.Problem"
         )
+    if is_object_reference(name):  # the registered ones pass tests/test_pdes_contract.py
+        check_problem(problem, name)
     return problem
+
+
+def _source_file(factory: Callable[..., object]) -> str | None:
+    """The file defining ``factory``, whose lines name where building it failed."""
+    try:
+        return inspect.getsourcefile(factory)
+    except TypeError:
+        return None
 
 
 def option_defaults(factory: Callable[..., object]) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tqpinn.errors import UserError
 from tqpinn.nn.tt.spec import TTSpec
+from tqpinn.pdes.loader import resolved_reference
 from tqpinn.quant.config import QuantConfig
 
 
@@ -28,13 +29,24 @@ PositiveFloat = Annotated[float, NotBool, Field(gt=0)]
 NonNegativeFloat = Annotated[float, NotBool, Field(ge=0)]
 
 
+def _false_is_off(value: Any) -> Any:
+    return "off" if value is False else value
+
+
+# YAML 1.1 reads an unquoted ``off`` as false, and the docs write ``diffquant: off``; only
+# false maps to "off" (true stays an error: it names no variant).
+OffIfFalse = BeforeValidator(_false_is_off)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ProblemConfig(Strict):
-    name: str = "poisson"
-    """A registered problem (``tqpinn problems``) or ``module:object`` / ``file.py:object``."""
+    name: Annotated[str, AfterValidator(resolved_reference)] = "poisson"
+    """A registered problem (``tqpinn problems``) or ``module:object`` / ``file.py:object``; the
+    path of an existing file is made absolute (relative to the working directory), so that the
+    run directory's config names the same file from anywhere."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of the problem, e.g. ``{dim: 20}``."""
 
@@ -76,7 +88,10 @@ def _factor_pair(
 
 
 class ModelConfig(Strict):
-    widths: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 256])
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
+        default_factory=lambda: [256, 256, 256]
+    )
+    """Hidden layer widths: at least one (no hidden layer would be a linear model)."""
     activation: Literal["tanh", "sin"] = "tanh"
     tt: TTConfig | None = None
     """Tensor-train layers; None: all layers dense."""
@@ -94,7 +109,7 @@ class SteinConfig(Strict):
     pairs: PositiveInt = 512
     value: Literal["center", "smoothed"] = "center"
     """Value used for conditions and prediction: g(x) or the Monte-Carlo mean of g(x ± δ)."""
-    diffquant: Literal["off", "input", "full"] = "off"
+    diffquant: Annotated[Literal["off", "input", "full"], OffIfFalse] = "off"
     """DiffQuant (docs/diffquant.md): "off" evaluates x ± δ as values; "full" carries the
     perturbation differences through every layer, each quantized with its own block scales;
     "input" through the first layer only (an ablation)."""
@@ -123,6 +138,12 @@ class TrainConfig(Strict):
     rollback_lr_factor: Annotated[float, NotBool, Field(gt=0, lt=1)] = 0.5
     nonfinite_patience: PositiveInt = 10
     """Non-finite steps in a row that skip/rollback tolerate before the run stops."""
+    max_rollbacks: PositiveInt = 10
+    """Rollbacks in the whole run before it stops (each lowers the rate by rollback_lr_factor,
+    so 10 of 0.5 end a thousand times below train.lr)."""
+    explode_factor: Annotated[float, NotBool, Field(gt=1)] | None = 1e3
+    """A loss above this multiple of its running minimum counts as diverged and is handled
+    like a non-finite step (train.on_nonfinite); null turns the check off."""
 
 
 class Config(Strict):
@@ -180,7 +201,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"config file {path} is not valid YAML{where}") from None
     if data is None:
-        return {}
+        raise UserError(
+            f"config file {path} holds no keys (it is empty or only comments); "
+            "leave out --config to train the defaults"
+        )
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping, got {type(data).__name__}")
     return data

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from tqpinn.errors import UserError
+from tqpinn.pdes.source import check_problem_source
 from tqpinn.train.checkpoint import latest_checkpoint
 from tqpinn.train.config import config_from_dict, read_yaml
 from tqpinn.train.loss import predict
@@ -40,6 +41,7 @@ def evaluate_run(run_dir: Path, device: str = "cpu") -> dict[str, Any]:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise UserError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    check_problem_source(config.problem.name, run_dir)
     run = build_run(config, device)
     step, _ = restore(run, ckpt)
     return {"checkpoint": ckpt.name, "step": step, "problem": run.problem.name, **evaluate(run)}

@@ -23,7 +23,9 @@ memory of the device is refused with the key that dominates. What a step really 
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -44,11 +46,42 @@ class MemoryTerm:
     keys: str
 
 
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2: a byte count or "max"
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # v1: a huge number when unlimited
+)
+
+
 def device_memory(device: torch.device) -> int:
-    """Bytes of memory of ``device``: the GPU's, or the machine's physical RAM."""
+    """Bytes of memory of ``device``: the GPU's, or on the CPU what this process may use: the
+    smallest of the physical RAM, its address-space limit (``ulimit -v``) and its cgroup's
+    memory limit (a container's)."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
+    limits = [physical_ram(), address_space_limit(), cgroup_limit()]
+    return min(b for b in limits if b is not None)
+
+
+def physical_ram() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def address_space_limit() -> int | None:
+    """The soft RLIMIT_AS in bytes, None when unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2, else v1) in bytes, None when unlimited
+    or unreadable."""
+    for path in CGROUP_LIMITS:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
 
 
 def memory_terms(config: Config, rows_share: float = 1.0) -> list[MemoryTerm]:

@@ -9,6 +9,7 @@ from torch import nn
 
 from tqpinn.derivatives.base import Estimator
 from tqpinn.derivatives.fields import Fields, U
+from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
 
 
@@ -47,9 +48,24 @@ def pinn_loss(
         x = batch[cond.name]
         own = slice(None) if rows is None else rows(x.shape[0])
         fields = solution_fields(problem, net, estimator, x, cond.needs, generator, own)
-        terms[cond.name] = cond.residual(x[own], fields).square().sum() / x.shape[0]
+        residual = cond.residual(x[own], fields)
+        _check_shape(problem, cond, residual, x[own].shape[0])
+        terms[cond.name] = residual.square().sum() / x.shape[0]
         total = total + cond.weight * terms[cond.name]
     return total, terms
+
+
+def _check_shape(problem: Problem, cond: Condition, residual: object, n: int) -> None:
+    """A residual of n points must be (n,): a (n, n) broadcast would train on a wrong loss
+    without any error. Checked every step (shapes only, no synchronisation); its values are
+    the divergence guard's business."""
+    if isinstance(residual, torch.Tensor) and tuple(residual.shape) == (n,):
+        return
+    got = tuple(residual.shape) if isinstance(residual, torch.Tensor) else type(residual).__name__
+    raise UserError(
+        f"problem {problem.name!r}: the residual of condition {cond.name!r} returned {got} for "
+        f"{n} points; expected shape ({n},)"
+    )
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from tqpinn.pdes.source import keep_problem_source
 from tqpinn.train.checkpoint import atomic_write_text, save_checkpoint
 from tqpinn.train.evaluate import evaluate, predict_test_set
 from tqpinn.train.metrics import MetricsLog
@@ -55,6 +56,7 @@ class RunDirectory(Outputs):
     ) -> None:
         super().__init__()
         self.run, self.out_dir = run, out_dir
+        keep_problem_source(run.config.problem.name, out_dir, resume)
         text = yaml.safe_dump(run.config.to_dict(), sort_keys=False)
         atomic_write_text(out_dir / "config.yaml", text)
         self.log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start if resume else None)

@@ -110,7 +110,12 @@ def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS
     test_x = problem.test_points(config.train.eval_points)
     test_u = problem.exact(test_x)
     test_set = TestSet(test_x.to(dev), None if test_u is None else test_u.to(dev))
+    cfg = config.train
     guard = DivergenceGuard(
-        config.train.on_nonfinite, config.train.rollback_lr_factor, config.train.nonfinite_patience
+        cfg.on_nonfinite,
+        cfg.rollback_lr_factor,
+        cfg.nonfinite_patience,
+        cfg.max_rollbacks,
+        cfg.explode_factor,
     )
     return Run(setup, net, optimizer, generator, dev, test_set, shard, guard)

@@ -18,7 +18,6 @@ from tqpinn.pdes.base import Condition
 from tqpinn.train.checkpoint import checkpoint_path, latest_checkpoint
 from tqpinn.train.config import Config
 from tqpinn.train.distributed import SINGLE_PROCESS, Shard, shard_loss, sum_over_ranks
-from tqpinn.train.guard import nonfinite
 from tqpinn.train.outputs import Outputs, open_outputs
 from tqpinn.train.resume import restore
 from tqpinn.train.run import Run, build_run
@@ -72,7 +71,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     values = sum_over_ranks(run.shard, torch.stack([loss, *terms.values()]), run.net.parameters())
     loss_f, *terms_f = values.tolist()
     record = {"loss": loss_f, **{f"loss_{k}": v for k, v in zip(terms, terms_f, strict=True)}}
-    bad = nonfinite(values, run.net.parameters())
+    bad = run.guard.diverged(values, run.net.parameters())
     if bad is None:
         run.optimizer.step()
         run.guard.healthy()
@@ -134,6 +133,7 @@ def _step(run: Run, step: int, outputs: Outputs, out_dir: Path, wall: Callable[[
         evaluate_now=_due(done, cfg.eval_every, cfg.steps),
         log_now=_due(done, cfg.log_every, cfg.steps),
     )
+    run.guard.raise_if_stopped()  # after the diverged step's metrics line, before a checkpoint
     if _due(done, cfg.checkpoint_every, cfg.steps):
         outputs.checkpoint(done, wall())
         run.guard.remember(run.net, run.optimizer, checkpoint_path(out_dir, done))

@@ -32,7 +32,7 @@ def tt_linear_factory(n_layers: int, spec: TTSpec) -> LinearFactory:
     def factory(in_features: int, out_features: int, index: int) -> nn.Module:
         if index not in shape_of:
             return Linear(in_features, out_features)
-        return TTLinear(
+        layer = TTLinear(
             in_features,
             out_features,
             spec.ranks,
@@ -43,5 +43,23 @@ def tt_linear_factory(n_layers: int, spec: TTSpec) -> LinearFactory:
             spec.init,
             merge=spec.merge,
         )
+        _refuse_sequential_partial(layer, index)
+        return layer
 
     return factory
+
+
+def _refuse_sequential_partial(layer: TTLinear, index: int) -> None:
+    """Plan "partial" with one core per group is the sequential plan: a PRS run that would
+    silently run without merging anything (e.g. groups 2 on the 2 automatic cores of a
+    width-64 layer) is refused."""
+    plan, shape = layer.plan, layer.shape
+    if plan.name != "partial" or max(plan.groups) > 1:
+        return
+    raise UserError(
+        f"model.tt: plan 'partial' splits the {shape.n_cores} cores of layer {index} "
+        f"({layer.in_features} -> {layer.out_features}, factors out {list(shape.out_factors)} "
+        f"x in {list(shape.in_factors)}) into {len(plan.groups)} groups of one core, which is "
+        "the sequential plan; use fewer model.tt.groups, more cores (model.tt.n_cores or "
+        "model.tt.shapes), or plan: sequential"
+    )
