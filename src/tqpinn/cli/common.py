@@ -4,10 +4,12 @@ failures one line and exit code 1, Ctrl-C one line and exit code 130 (128 + SIGI
 from __future__ import annotations
 
 import contextlib
-import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
-from types import TracebackType
+from pathlib import Path
+from types import FrameType
 
 from tqpinn.errors import RunError, UserError
 
@@ -32,6 +34,7 @@ def exit_interrupted(message: str) -> None:
 
 @contextlib.contextmanager
 def exit_on_user_error() -> Iterator[None]:
+    _end_of_start_up()
     try:
         yield
     except (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
@@ -42,16 +45,26 @@ def exit_on_user_error() -> Iterator[None]:
         exit_interrupted("stopped before the command started its work")
 
 
-def _interrupt_in_one_line(
-    kind: type[BaseException], value: BaseException, tb: TracebackType | None
-) -> None:
-    """Ctrl-C while the commands are imported (seconds: torch) is one line, not a traceback."""
-    if issubclass(kind, KeyboardInterrupt):
-        print("interrupted: stopped while starting", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(INTERRUPTED)  # sys.exit cannot be raised from an excepthook
-    _previous_hook(kind, value, tb)
+def _defer_interrupt(signum: int, frame: FrameType | None) -> None:
+    global _interrupted_while_starting
+    _interrupted_while_starting = True
 
 
-_previous_hook = sys.excepthook
-sys.excepthook = _interrupt_in_one_line
+def _end_of_start_up() -> None:
+    """Ctrl-C raises KeyboardInterrupt again; one pressed while starting ends the command."""
+    if signal.getsignal(signal.SIGINT) is _defer_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _interrupted_while_starting:
+        exit_interrupted("stopped while starting")
+
+
+# Importing the commands imports torch (seconds), and a KeyboardInterrupt raised inside its
+# extension modules can abort the process or be swallowed. So the tqpinn program (not a
+# process that merely imports this package) defers Ctrl-C until the command starts.
+_interrupted_while_starting = False
+_program = (
+    Path(sys.argv[0]).name == "tqpinn"
+    or Path(sys.argv[0]) == Path(__file__).parents[1] / "__main__.py"
+)
+if _program and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _defer_interrupt)

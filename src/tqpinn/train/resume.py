@@ -89,6 +89,7 @@ def resume_newest(run: Run, run_dir: Path, warn: Warn) -> ResumePoint:
         except DamagedCheckpoint as err:
             damaged.append(str(err))
             continue
+        point = restore(run, path, state)  # warnings only once it fits: an error is one line
         if damaged:
             more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
             warn(f"warning: {damaged[0]}{more}; continuing from the older checkpoint {path}")
@@ -96,7 +97,7 @@ def resume_newest(run: Run, run_dir: Path, warn: Warn) -> ResumePoint:
             warn(
                 f"warning: checkpoint {path} has no checksum (written by tqpinn 0.1.0); unverified"
             )
-        return restore(run, path, state)
+        return point
     raise UserError(f"no valid checkpoint in {run_dir / CHECKPOINT_DIR}: {'; '.join(damaged)}")
 
 
