@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from tqpinn.errors import UserError
+from tqpinn.errors import RunError, UserError
 
 LOCK_FILE = "tqpinn.lock"
 _HOLDER_READS = 20  # a holder writes its pid just after locking: wait up to 20 x 10 ms for it
@@ -46,9 +46,14 @@ class RunLock:
         except OSError as err:
             os.close(fd)
             raise UserError(f"cannot lock run directory {run_dir}: {err.strerror}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
-        return cls(fd, path)
+        lock = cls(fd, path)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        except OSError as err:
+            lock.release()
+            raise RunError(f"cannot write {path}: {err.strerror}") from None
+        return lock
 
     @staticmethod
     def check_free(run_dir: Path, what: str) -> None:
