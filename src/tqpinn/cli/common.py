@@ -37,7 +37,13 @@ def exit_on_user_error() -> Iterator[None]:
     _end_of_start_up()
     try:
         yield
-    except (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+    except (
+        UserError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    ) as err:
         _report(err, 2)
     except (RunError, OSError) as err:  # OSError: the machine (disk full, I/O error), not input
         _report(err, 1)

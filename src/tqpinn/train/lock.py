@@ -68,6 +68,8 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise _held(run_dir, path, what) from None
+        except OSError:
+            return  # e.g. a file system that locks only writable files: acquire() decides
         finally:
             os.close(fd)
 
