@@ -89,7 +89,7 @@ def resume_newest(run: Run, run_dir: Path, warn: Warn) -> ResumePoint:
         except DamagedCheckpoint as err:
             damaged.append(str(err))
             continue
-        point = restore(run, path, state)  # warnings only once it fits: an error is one line
+        point = _restore_state(run, path, state)  # warn once it fits: an error is one line
         if damaged:
             more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
             warn(f"warning: {damaged[0]}{more}; continuing from the older checkpoint {path}")
@@ -101,9 +101,14 @@ def resume_newest(run: Run, run_dir: Path, warn: Warn) -> ResumePoint:
     raise UserError(f"no valid checkpoint in {run_dir / CHECKPOINT_DIR}: {'; '.join(damaged)}")
 
 
-def restore(run: Run, path: Path, state: dict[str, Any]) -> ResumePoint:
-    """Load a checkpoint's ``state`` (read from ``path``) into ``run``, its own spec's
-    generator included. Anything that does not fit the run is a UserError naming ``path``."""
+def restore(run: Run, path: Path) -> ResumePoint:
+    """Load the checkpoint ``path`` into ``run``, its own spec's generator included. A damaged
+    file, or anything that does not fit the run, is a UserError naming ``path``."""
+    return _restore_state(run, path, load_checkpoint(path))
+
+
+def _restore_state(run: Run, path: Path, state: dict[str, Any]) -> ResumePoint:
+    """:func:`restore` of a checkpoint's loaded ``state``."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(
             f"checkpoint {path} has format {state.get('format')!r}; tqpinn {__version__} reads "

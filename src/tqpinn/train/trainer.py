@@ -107,10 +107,11 @@ def train(
     if resume and overwrite:
         raise UserError("--resume continues a run and --overwrite replaces it: choose one")
     action = "resume" if resume else "overwrite" if overwrite else "train"
-    check_out_dir(out_dir)
-    RunLock.check_free(out_dir, action)  # these checks first: a refused run touches nothing
-    if not (resume or overwrite):
-        refuse_fresh_run(out_dir)
+    if shard.is_main:  # the other ranks never write, and would see rank 0's outputs appear
+        check_out_dir(out_dir)
+        RunLock.check_free(out_dir, action)  # these checks first: a refused run touches nothing
+        if not (resume or overwrite):
+            refuse_fresh_run(out_dir)
     run = build_run(config, device, shard)
     lock = RunLock.acquire(out_dir, action) if shard.is_main else contextlib.nullcontext()
     with lock:
