@@ -17,8 +17,10 @@ import torch
 from tqpinn.cli import main
 from tqpinn.errors import UserError
 from tqpinn.train import trainer
-from tqpinn.train.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_checkpoint
+from tqpinn.train.checkpoint import CHECKPOINT_DIR, CHECKSUM, list_checkpoints, load_checkpoint
 from tqpinn.train.config import config_from_dict
+from tqpinn.train.digest import state_digest
+from tqpinn.train.lock import LOCK_FILE
 
 STEPS, EVERY = 30, 3
 
@@ -49,10 +51,11 @@ CONFIG = {
 
 # Runs in the child process: test hooks live here, never in the library. HANG=how:n makes the
 # process stop (and signal the test through the file MARKER) while writing the checkpoint of
-# step n, halfway through its bytes ("partial") or complete but not yet renamed
-# ("unrenamed"), or in the middle of its n-th update, gradients computed ("update").
+# step n, halfway through its bytes ("partial"), complete but not yet renamed ("unrenamed") or
+# renamed but older ones not yet pruned ("renamed"), or in the middle of its n-th update,
+# gradients computed ("update").
 DRIVER = """
-import io, os, sys, time
+import os, sys, time
 import torch
 from tqpinn.cli import main
 
@@ -63,23 +66,24 @@ def hang():
     open(marker, "w").close()
     time.sleep(600)
 
-real_save, real_replace, real_step = torch.save, os.replace, torch.optim.Adam.step
+real_write, real_replace, real_step = os.write, os.replace, torch.optim.Adam.step
 updates = 0
 
-def save(obj, f, *args, **kwargs):
-    if how == "partial" and isinstance(obj, dict) and obj.get("step") == int(step):
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-        f.flush()
-        os.fsync(f.fileno())
+def write(fd, data):
+    target = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+    if how == "partial" and target.startswith(f".step_{int(step):08d}.pt."):
+        real_write(fd, bytes(data[: len(data) // 2]))
+        os.fsync(fd)
         hang()
-    return real_save(obj, f, *args, **kwargs)
+    return real_write(fd, data)
 
 def replace(src, dst, *args, **kwargs):
     if how == "unrenamed" and os.path.basename(dst) == f"step_{int(step):08d}.pt":
         hang()
-    return real_replace(src, dst, *args, **kwargs)
+    done = real_replace(src, dst, *args, **kwargs)
+    if how == "renamed" and os.path.basename(dst) == f"step_{int(step):08d}.pt":
+        hang()
+    return done
 
 def step_(self, *args, **kwargs):
     global updates
@@ -88,8 +92,8 @@ def step_(self, *args, **kwargs):
         hang()
     return real_step(self, *args, **kwargs)
 
-torch.save, os.replace, torch.optim.Adam.step = save, replace, step_
-sys.argv = ["tqpinn", "train", *sys.argv[1:]]
+os.write, os.replace, torch.optim.Adam.step = write, replace, step_
+sys.argv = ["tqpinn", *sys.argv[1:]]
 main()
 """
 
@@ -104,7 +108,7 @@ def start(tmp_path: Path, args: list[str], hang: str = "") -> subprocess.Popen:
         "OMP_NUM_THREADS": "1",  # the same thread count in every run of the comparison
     }
     return subprocess.Popen(
-        [sys.executable, str(driver), *args],
+        [sys.executable, str(driver), *(args if args[0] == "eval" else ["train", *args])],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -157,14 +161,14 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path):
         kill(proc)
         marker.unlink()
         assert checkpoint_steps(run) == [3]
-        assert list((run / CHECKPOINT_DIR).glob(".step_00000006.pt.*.tmp"))  # the cut write
+        assert list((run / CHECKPOINT_DIR).glob(".step_00000006.pt.*.tmp.pt"))  # the cut write
 
         # 2. Resumed, killed with the step-15 checkpoint complete on disk but not renamed.
         proc = start(tmp_path, ["--resume", str(run)], hang="unrenamed:15")
         wait_until(marker.exists, proc)
         kill(proc)
         assert checkpoint_steps(run) == [9, 12]
-        stale = [p.name for p in (run / CHECKPOINT_DIR).glob(".*.tmp")]
+        stale = [p.name for p in (run / CHECKPOINT_DIR).glob(".*.tmp.pt")]
         assert len(stale) == 1 and stale[0].startswith(".step_00000015.pt"), stale
 
         # 3. Resumed (from step 12), killed in the middle of update 12 + 5 = 17.
@@ -175,7 +179,14 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path):
         assert checkpoint_steps(run) == [12, 15]
         assert logged_steps(run) == 16
 
-        # 4. Resumed to the end.
+        # 4. Resumed, killed with the final checkpoint renamed but the older ones not pruned.
+        marker.unlink()
+        proc = start(tmp_path, ["--resume", str(run)], hang=f"renamed:{STEPS}")
+        wait_until(marker.exists, proc)
+        kill(proc)
+        assert checkpoint_steps(run) == [STEPS - 2 * EVERY, STEPS - EVERY, STEPS]
+
+        # 5. Resumed at the end: it prunes, evaluates and writes the summary.
         proc = start(tmp_path, ["--resume", str(run)])
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
         proc.stderr.close()
@@ -188,7 +199,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path):
                 p.wait()
 
     assert checkpoint_steps(run) == [STEPS - EVERY, STEPS]
-    assert not list((run / CHECKPOINT_DIR).glob(".*.tmp"))  # stale temporaries cleaned up
+    assert not list((run / CHECKPOINT_DIR).glob(".*.tmp*"))  # stale temporaries cleaned up
     final = load_checkpoint(list_checkpoints(run)[-1])
     expected = load_checkpoint(list_checkpoints(tmp_path / "full")[-1])
     for part in ("model", "optimizer", "generator"):
@@ -223,38 +234,80 @@ def finished_run(tmp_path):
     return cfg, tmp_path
 
 
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
 def resume_error(cfg, run_dir: Path) -> str:
-    before = sorted(p.name for p in (run_dir / CHECKPOINT_DIR).iterdir())
+    before = snapshot(run_dir)
     with pytest.raises(UserError) as err:
         trainer.train(cfg, run_dir, resume=True, progress_bar=False)
-    after = sorted(p.name for p in (run_dir / CHECKPOINT_DIR).iterdir())
-    assert after == before  # nothing deleted, nothing written
+    assert snapshot(run_dir) == before  # nothing deleted, nothing written
     return str(err.value)
 
 
+def rewrite(path: Path, state: dict) -> None:
+    """Save ``state`` as a well-formed checkpoint file (with a checksum of its contents)."""
+    content = {k: v for k, v in state.items() if k != CHECKSUM}
+    torch.save({**content, CHECKSUM: state_digest(content)}, path)
+
+
+def flip_low_bits(state: dict) -> dict:
+    """``state`` with the lowest bit of 8 floats of its first weight flipped (relative change
+    ~1e-7: no range or finiteness check could notice it)."""
+    name = next(k for k, v in state["model"].items() if v.dim() == 2)
+    bits = state["model"][name].clone().view(torch.int32)
+    bits.view(-1)[:8] ^= 1
+    return {**state, "model": {**state["model"], name: bits.view(torch.float32)}}
+
+
 DAMAGES = {
-    "truncated": lambda b: b[: len(b) // 2],
-    "zeroed": lambda b: b"\x00" * len(b),
-    "foreign": lambda b: b"not a checkpoint",
-    "empty": lambda b: b"",
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "zeroed": lambda path: path.write_bytes(b"\x00" * path.stat().st_size),
+    "foreign": lambda path: path.write_bytes(b"not a checkpoint"),
+    "empty": lambda path: path.write_bytes(b""),
+    "low-bits": lambda path: torch.save(flip_low_bits(load_checkpoint(path)), path),
 }
 
 
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
-def test_damaged_checkpoint_names_the_file_and_keeps_the_older_one(finished_run, damage):
+def test_damaged_newest_checkpoint_falls_back_to_the_older_one(finished_run, damage, capsys):
+    cfg, run_dir = finished_run
+    older, newest = list_checkpoints(run_dir)
+    expected = load_checkpoint(newest)["model"]
+    damage(newest)
+    capsys.readouterr()
+    trainer.train(cfg, run_dir, resume=True, progress_bar=False)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and str(newest) in warning[0] and str(older) in warning[0]
+    assert "corrupted" in warning[0]
+    assert_identical(load_checkpoint(newest)["model"], expected, "model")  # retrained exactly
+
+
+def test_no_valid_checkpoint_is_one_error_naming_them(finished_run):
+    cfg, run_dir = finished_run
+    for path in list_checkpoints(run_dir):
+        DAMAGES["low-bits"](path)
+    message = resume_error(cfg, run_dir)
+    assert message.startswith("no valid checkpoint")
+    assert all(str(path) in message for path in list_checkpoints(run_dir))
+
+
+def test_a_checkpoint_without_checksum_resumes_with_a_warning(finished_run, capsys):
     cfg, run_dir = finished_run
     newest = list_checkpoints(run_dir)[-1]
-    newest.write_bytes(damage(newest.read_bytes()))
-    message = resume_error(cfg, run_dir)
-    assert str(newest) in message and "corrupted" in message
-    assert load_checkpoint(list_checkpoints(run_dir)[0])["step"] == 4  # the older one is intact
+    state = load_checkpoint(newest)
+    torch.save({k: v for k, v in state.items() if k != CHECKSUM}, newest)
+    capsys.readouterr()
+    trainer.train(cfg, run_dir, resume=True, progress_bar=False)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "no checksum" in warning[0] and str(newest) in warning[0]
 
 
 def test_checkpoint_of_another_format_version_names_the_file(finished_run):
     cfg, run_dir = finished_run
     newest = list_checkpoints(run_dir)[-1]
-    state = load_checkpoint(newest)
-    torch.save({**state, "format": "tqpinn-checkpoint-v0"}, newest)
+    rewrite(newest, {**load_checkpoint(newest), "format": "tqpinn-checkpoint-v0"})
     message = resume_error(cfg, run_dir)
     assert str(newest) in message and "'tqpinn-checkpoint-v0'" in message
     assert "'tqpinn-checkpoint-v1'" in message
@@ -267,13 +320,176 @@ def test_checkpoint_of_another_config_names_the_file_and_the_keys(finished_run):
     assert str(list_checkpoints(run_dir)[-1]) in message and "seed" in message
 
 
-def test_cli_resume_of_a_damaged_run_is_one_line_exit_2(finished_run, monkeypatch, capsys):
+def wrong_shapes(state: dict) -> dict:
+    return {**state, "model": {k: torch.zeros(3, *v.shape) for k, v in state["model"].items()}}
+
+
+HAND_MADE = {  # (what the newest checkpoint becomes, what the error says is wrong)
+    "only-the-format-tag": (lambda s: {"format": s["format"]}, "is incomplete"),
+    "wrong-shapes": (wrong_shapes, "does not fit the model"),
+    "wrong-shapes-no-checksum": (
+        lambda s: {k: v for k, v in wrong_shapes(s).items() if k != CHECKSUM},
+        "does not fit the model",
+    ),
+    "not-a-dict": (lambda s: [s["model"]], "holds a list, not a tqpinn checkpoint"),
+    "step-past-the-end": (lambda s: {**s, "step": 99}, "at step 99, past train.steps=6"),
+    "optimizer-of-another-model": (
+        lambda s: {**s, "optimizer": {"state": {}, "param_groups": [{"params": [0]}]}},
+        "does not fit this run",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "what"), HAND_MADE.values(), ids=HAND_MADE.keys())
+def test_cli_resume_of_a_hand_made_checkpoint_is_one_line_exit_2(
+    finished_run, monkeypatch, capsys, make, what
+):
     _, run_dir = finished_run
     newest = list_checkpoints(run_dir)[-1]
-    newest.write_bytes(newest.read_bytes()[:1000])
+    made = make(load_checkpoint(newest))
+    if isinstance(made, dict) and CHECKSUM in made:
+        rewrite(newest, made)
+    else:
+        torch.save(made, newest)
+    before = snapshot(run_dir)
     monkeypatch.setattr(sys, "argv", ["tqpinn", "train", "--resume", str(run_dir)])
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and newest.name in lines[0]
+    assert len(lines) == 1 and str(newest) in lines[0] and what in lines[0], lines
+    assert snapshot(run_dir) == before
+
+
+def test_cli_resume_with_no_valid_checkpoint_is_one_line_exit_2(finished_run, monkeypatch, capsys):
+    _, run_dir = finished_run
+    for path in list_checkpoints(run_dir):
+        path.write_bytes(path.read_bytes()[:1000])
+    monkeypatch.setattr(sys, "argv", ["tqpinn", "train", "--resume", str(run_dir)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and list_checkpoints(run_dir)[-1].name in lines[0]
+
+
+def tqpinn(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tqpinn", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def refused_in_process(monkeypatch, capsys, *args: str) -> str:
+    monkeypatch.setattr(sys, "argv", ["tqpinn", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    return one_line(capsys.readouterr().err)
+
+
+def test_a_held_run_directory_refuses_every_other_process_until_its_holder_dies(
+    tmp_path, monkeypatch, capsys
+):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(CONFIG))
+    run = tmp_path / "run"
+    holder = start(tmp_path, ["--config", str(cfg), "--out", str(run)], hang=f"update:{EVERY + 2}")
+    try:
+        wait_until((tmp_path / "hanging").exists, holder)
+        assert (run / LOCK_FILE).read_text().startswith(f"pid {holder.pid} on ")
+        before = snapshot(run)
+        result = tqpinn("train", "--resume", str(run))  # a real second process
+        assert result.returncode == 2 and f"pid {holder.pid}" in one_line(result.stderr)
+        for args in (
+            ["train", "--config", str(cfg), "--out", str(run)],
+            ["train", "--config", str(cfg), "--out", str(run), "--overwrite"],
+            ["eval", str(run)],
+        ):
+            assert f"pid {holder.pid}" in refused_in_process(monkeypatch, capsys, *args)
+        assert snapshot(run) == before
+        kill(holder)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    summary = trainer.train(config_from_dict(CONFIG), run, resume=True, progress_bar=False)
+    assert summary["steps"] == STEPS and (run / LOCK_FILE).read_text() == ""
+
+
+def test_ctrl_c_while_starting_is_one_line_exit_130(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tqpinn", "train", "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    time.sleep(1.0)  # importing torch takes longer: Ctrl-C lands while the command starts
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and one_line(stderr).startswith("interrupted:")
+
+
+def test_ctrl_c_while_training_prints_the_command_that_resumes(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(CONFIG))
+    run = tmp_path / "run"
+    proc = start(tmp_path, ["--config", str(cfg), "--out", str(run)], hang=f"update:{EVERY + 2}")
+    wait_until((tmp_path / "hanging").exists, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert one_line(stderr) == f"interrupted: continue with: tqpinn train --resume {run}"
+    assert checkpoint_steps(run) == [EVERY] and (run / LOCK_FILE).read_text() == ""
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 4 MiB tmpfs mounted for the test (needs root, or the permission to mount)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_is_one_line_naming_the_file_and_keeps_finished_checkpoints(
+    tmp_path, small_tmpfs
+):
+    data = json.loads(json.dumps(CONFIG))
+    data["model"]["widths"] = [64, 64]
+    data["train"].update(steps=12, checkpoint_every=2)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(data))
+    sized = tmp_path / "sized"
+    assert tqpinn("train", "--config", str(cfg), "--out", str(sized)).returncode == 0
+    checkpoint_bytes = list_checkpoints(sized)[-1].stat().st_size
+    # Leave room for the small files and 1.5 checkpoints: a later checkpoint cannot fit.
+    free = os.statvfs(small_tmpfs).f_bavail * os.statvfs(small_tmpfs).f_frsize
+    ballast = small_tmpfs / "ballast"
+    ballast.write_bytes(b"\0" * (free - int(1.5 * checkpoint_bytes) - 4 * 4096))
+    run = small_tmpfs / "run"
+    result = tqpinn("train", "--config", str(cfg), "--out", str(run))
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith(f"error: cannot write {run}/") and "No space left on device" in line
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name]
+    finished = checkpoint_steps(run)  # each complete, its checksum verified
+    assert finished and finished == list(range(2, 2 * len(finished) + 1, 2))

@@ -305,7 +305,7 @@ def run_in_process(case: Case, where: Path) -> tuple[int | str, str]:
     """Exit code (or "started") and stderr of ``tqpinn train`` run in-process in ``where``."""
     for name, data in case.files.items():
         (where / name).write_bytes(data)
-    args = case.args if "--resume" in case.args else [*case.args, "--out", "out"]
+    args = case.args if "--resume" in case.args else [*case.args, "--out", "out", "--overwrite"]
     err = io.StringIO()
     with (
         mock.patch.object(sys, "argv", ["tqpinn", "train", *args]),

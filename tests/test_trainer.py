@@ -1,6 +1,10 @@
 """Training runs: contract outputs, determinism, and bit-identical resume after interruption."""
 
 import json
+import os
+import re
+import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,9 +122,98 @@ def test_resume_without_checkpoint_is_a_user_error(tmp_path):
         trainer.train(tiny_config("autodiff"), tmp_path, resume=True, progress_bar=False)
 
 
-def test_corrupted_checkpoint_names_the_file(tmp_path):
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """Every file under ``run_dir`` with its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_corrupted_newest_checkpoint_falls_back_with_one_warning(tmp_path, capsys):
     trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
-    newest = list_checkpoints(tmp_path)[-1]
+    expected = final_params(tmp_path)
+    older, newest = list_checkpoints(tmp_path)
     newest.write_bytes(newest.read_bytes()[:100])
-    with pytest.raises(UserError, match=newest.name):
-        trainer.train(tiny_config("autodiff"), tmp_path, resume=True, progress_bar=False)
+    capsys.readouterr()
+    trainer.train(tiny_config("autodiff"), tmp_path, resume=True, progress_bar=False)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and str(newest) in warning[0] and str(older) in warning[0]
+    for name, value in final_params(tmp_path).items():
+        assert torch.equal(value, expected[name]), name
+
+
+def test_a_fresh_run_refuses_a_directory_holding_a_run(tmp_path):
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError) as err:
+        trainer.train(tiny_config("autodiff", steps=4), tmp_path, progress_bar=False)
+    message = str(err.value)
+    assert str(tmp_path) in message and "--resume" in message and "--overwrite" in message
+    assert snapshot(tmp_path) == before
+
+
+def test_overwrite_replaces_the_old_run_and_keeps_other_files(tmp_path):
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    trainer.train(tiny_config("autodiff", steps=4), tmp_path, progress_bar=False, overwrite=True)
+    fresh = tmp_path.parent / "fresh"
+    trainer.train(tiny_config("autodiff", steps=4), fresh, progress_bar=False)
+    kept = snapshot(tmp_path)
+    assert kept.pop("notes.txt") == b"mine"
+    new = snapshot(fresh)
+    assert kept.keys() == new.keys()  # nothing of the 12-step run is left
+    for name in ("config.yaml", "metrics.jsonl"):
+        assert kept[name] == new[name]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004.pt"]
+
+
+def test_an_empty_existing_directory_is_fine(tmp_path):
+    trainer.train(tiny_config("autodiff", steps=4), tmp_path, progress_bar=False)
+    assert (tmp_path / "metrics.json").is_file()
+
+
+def test_a_kill_between_the_last_rename_and_pruning_is_pruned_on_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "prune_checkpoints", lambda *a, **k: None)
+    cfg = tiny_config("autodiff")
+    trainer.train(cfg, tmp_path, progress_bar=False)
+    extra = list_checkpoints(tmp_path)[0].with_name("step_00000002.pt")
+    extra.write_bytes(list_checkpoints(tmp_path)[0].read_bytes())
+    monkeypatch.undo()
+    assert len(list_checkpoints(tmp_path)) == 3
+    trainer.train(cfg, tmp_path, resume=True, progress_bar=False)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000008.pt", "step_00000012.pt"]
+
+
+def test_a_finished_run_extends_with_the_schedule_of_its_new_total(tmp_path):
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
+    cfg = tiny_config("autodiff", steps=16)
+    summary = trainer.train(cfg, tmp_path, resume=True, progress_bar=False)
+    assert summary["steps"] == 16
+    records = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12, 13, 14, 16]
+    first = records[6]
+    assert first["steps_before"] == 12
+    # Update 12 (0-based) of a 16-step linear schedule: lr (1 - 12/16).
+    assert first["lr"] == pytest.approx(cfg.train.lr * (1 - 12 / 16), rel=1e-12)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000012.pt", "step_00000016.pt"]
+
+
+def test_a_total_below_the_checkpoint_step_is_refused(tmp_path):
+    trainer.train(tiny_config("autodiff"), tmp_path, progress_bar=False)
+    with pytest.raises(UserError, match=r"step 12, past train\.steps=10.*N >= 12"):
+        trainer.train(tiny_config("autodiff", steps=10), tmp_path, resume=True, progress_bar=False)
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        trainer.train(tiny_config("autodiff", steps=4), tmp_path, progress_bar=False)
+    finally:
+        os.umask(old)
+    for name in ("config.yaml", "metrics.jsonl", "metrics.json", "solution.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert stat.S_IMODE(list_checkpoints(tmp_path)[0].stat().st_mode) == 0o644
+
+
+def test_progress_lines_name_the_step_of_the_last_evaluation(tmp_path, capsys):
+    trainer.train(tiny_config("autodiff", eval_every=4, log_every=1), tmp_path, progress_bar=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"step 5/12 loss \S+ rel_l2 \S+ @ step 4 \(\d+\.\d s\)", lines[4]), lines[4]

@@ -9,11 +9,10 @@ import torch
 
 from tqpinn.errors import UserError
 from tqpinn.pdes.source import check_problem_source
-from tqpinn.train.checkpoint import latest_checkpoint
 from tqpinn.train.config import config_from_dict, read_yaml
 from tqpinn.train.loss import predict
 from tqpinn.train.metrics import error_metrics
-from tqpinn.train.resume import restore
+from tqpinn.train.resume import Warn, resume_newest
 from tqpinn.train.run import Run, build_run
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -33,15 +32,18 @@ def evaluate(run: Run) -> dict[str, float]:
     return error_metrics(predict_test_set(run), run.test_u)
 
 
-def evaluate_run(run_dir: Path, device: str = "cpu") -> dict[str, Any]:
-    """Errors of the newest checkpoint in ``run_dir`` against the exact solution."""
+def evaluate_run(run_dir: Path, warn: Warn, device: str = "cpu") -> dict[str, Any]:
+    """Errors of the newest valid checkpoint in ``run_dir`` against the exact solution
+    (``warn`` gets the line about a damaged newer one)."""
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     config = config_from_dict(read_yaml(run_dir / "config.yaml"))
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise UserError(f"no checkpoint in {run_dir / 'checkpoints'}")
     check_problem_source(config.problem.name, run_dir)
     run = build_run(config, device)
-    step, _ = restore(run, ckpt)
-    return {"checkpoint": ckpt.name, "step": step, "problem": run.problem.name, **evaluate(run)}
+    point = resume_newest(run, run_dir, warn)
+    return {
+        "checkpoint": point.path.name,
+        "step": point.step,
+        "problem": run.problem.name,
+        **evaluate(run),
+    }

@@ -13,12 +13,21 @@ from typing import Any
 import yaml
 
 from tqpinn.pdes.source import keep_problem_source
-from tqpinn.train.checkpoint import atomic_write_text, save_checkpoint
+from tqpinn.train.checkpoint import (
+    atomic_path,
+    atomic_write_text,
+    latest_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from tqpinn.train.evaluate import evaluate, predict_test_set
 from tqpinn.train.metrics import MetricsLog
 from tqpinn.train.progress import Progress
 from tqpinn.train.resume import checkpoint_state
 from tqpinn.train.run import Run
+
+ALWAYS_LOGGED = ("rel_l2", "nonfinite", "steps_before")
+"""A step record holding any of these keys is logged whatever ``train.log_every`` says."""
 
 
 class Outputs:
@@ -64,6 +73,8 @@ class RunDirectory(Outputs):
         steps = run.config.train.steps
         self.final = evaluate(run) if start == steps else {}
         self.progress = Progress(total=steps, start=start, bar=progress_bar)
+        if self.history:  # a resumed run shows its last evaluation until the next one
+            self.progress.remember_error(self.history[-1])
 
     def __enter__(self) -> RunDirectory:
         self.progress.__enter__()
@@ -78,7 +89,7 @@ class RunDirectory(Outputs):
             record.update(self.final)
             if self.final:
                 self.history.append(record)
-        if log_now or "rel_l2" in record or "nonfinite" in record:
+        if log_now or any(key in record for key in ALWAYS_LOGGED):
             self.log.write(record)
 
     def checkpoint(self, step: int, wall_seconds: float) -> None:
@@ -90,6 +101,9 @@ class RunDirectory(Outputs):
     def finish(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
         write_plots(self.run, self.out_dir, self.history)
+        newest = latest_checkpoint(self.out_dir)
+        if newest is not None:
+            prune_checkpoints(self.out_dir, keep=newest)
 
 
 def open_outputs(
@@ -102,16 +116,16 @@ def open_outputs(
 
 
 def write_plots(run: Run, out_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Error vs step for every problem; solution and error maps for 2-D problems."""
+    """Error vs step for every problem; solution and error maps for 2-D problems (each plot
+    written atomically, like every other output)."""
     from tqpinn.report.plots import plot_error_history, plot_solution_2d
 
     if history:
-        plot_error_history(history, out_dir / "error_vs_step.png", title=run.problem.name)
+        with atomic_path(out_dir / "error_vs_step.png") as path:
+            plot_error_history(history, path, title=run.problem.name)
     if run.test_u is not None and run.problem.input_dim == 2:
-        plot_solution_2d(
-            run.test_x.cpu(),
-            predict_test_set(run).cpu(),
-            run.test_u.cpu(),
-            out_dir / "solution.png",
-            title=run.problem.name,
-        )
+        prediction = predict_test_set(run).cpu()
+        with atomic_path(out_dir / "solution.png") as path:
+            plot_solution_2d(
+                run.test_x.cpu(), prediction, run.test_u.cpu(), path, title=run.problem.name
+            )

@@ -37,9 +37,13 @@ class Progress:
             )
         return self
 
+    def remember_error(self, record: dict[str, Any]) -> None:
+        """Show the error of ``record`` (an evaluated step's record) with its step from now on."""
+        self.last_error = f" rel_l2 {record['rel_l2']:.3e} @ step {record['step']}"
+
     def update(self, record: dict[str, Any]) -> None:
         if "rel_l2" in record:
-            self.last_error = f" rel_l2 {record['rel_l2']:.3e}"
+            self.remember_error(record)
         status = f"loss {record['loss']:.3e}{self.last_error}"
         step = record["step"]
         if self._bar is not None:

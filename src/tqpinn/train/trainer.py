@@ -6,6 +6,8 @@ A run is built by :func:`tqpinn.train.run.build_run`; rank 0's outputs live in
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +17,14 @@ import torch
 
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition
-from tqpinn.train.checkpoint import checkpoint_path, latest_checkpoint
+from tqpinn.train.checkpoint import checkpoint_path, prune_checkpoints
 from tqpinn.train.config import Config
 from tqpinn.train.distributed import SINGLE_PROCESS, Shard, shard_loss, sum_over_ranks
+from tqpinn.train.lock import RunLock
 from tqpinn.train.outputs import Outputs, open_outputs
-from tqpinn.train.resume import restore
+from tqpinn.train.resume import ResumePoint, Warn, resume_newest
 from tqpinn.train.run import Run, build_run
+from tqpinn.train.rundir import check_out_dir, refuse_fresh_run, remove_run
 from tqpinn.train.schedule import learning_rate
 
 __all__ = ["Run", "build_run", "sample_batch", "train", "train_step"]
@@ -87,47 +91,88 @@ def train(
     device: str = "cpu",
     progress_bar: bool | None = None,
     shard: Shard = SINGLE_PROCESS,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``config``, writing the contract outputs into ``out_dir``; returns the summary.
 
-    With ``resume``, continue from the newest checkpoint in ``out_dir``: the final parameters are
-    bit-identical to those of an uninterrupted run. In a data-parallel run every rank calls this
-    with its ``shard`` (tqpinn.train.distributed.data_parallel); rank 0 evaluates and writes
-    every output, and only its summary holds the errors.
+    The run holds the lock of ``out_dir`` (tqpinn.train.lock) from start to end. A fresh run
+    refuses a directory that holds another run's outputs, unless ``overwrite`` (which removes
+    them first, under the lock). With ``resume``, continue from the newest valid checkpoint in
+    ``out_dir``: the final parameters are bit-identical to those of an uninterrupted run. In a
+    data-parallel run every rank calls this with its ``shard``
+    (tqpinn.train.distributed.data_parallel); rank 0 locks, evaluates and writes every output,
+    and only its summary holds the errors.
     """
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite replaces it: choose one")
+    action = "resume" if resume else "overwrite" if overwrite else "train"
+    if shard.is_main:  # the other ranks never write, and would see rank 0's outputs appear
+        check_out_dir(out_dir)
+        RunLock.check_free(out_dir, action)  # these checks first: a refused run touches nothing
+        if not (resume or overwrite):
+            refuse_fresh_run(out_dir)
     run = build_run(config, device, shard)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start, wall_before = _resume_point(run, out_dir, resume)
-    with open_outputs(run, out_dir, start, resume, progress_bar) as outputs:
-        t0 = time.perf_counter()
+    lock = RunLock.acquire(out_dir, action) if shard.is_main else contextlib.nullcontext()
+    with lock:
+        point = _start(run, out_dir, resume, overwrite)
+        start, wall_before = (0, 0.0) if point is None else (point.step, point.wall_seconds)
+        note = {} if point is None else point.record_fields()
+        with open_outputs(run, out_dir, start, resume, progress_bar) as outputs:
+            t0 = time.perf_counter()
 
-        def wall() -> float:
-            return wall_before + time.perf_counter() - t0
+            def wall() -> float:
+                return wall_before + time.perf_counter() - t0
 
-        for step in range(start, config.train.steps):
-            _step(run, step, outputs, out_dir, wall)
-    summary = _summary(run, outputs.final, wall())
-    outputs.finish(summary)
+            for step in range(start, config.train.steps):
+                _step(run, step, outputs, out_dir, wall, note if step == start else {})
+        summary = _summary(run, outputs.final, wall())
+        outputs.finish(summary)
     return summary
 
 
-def _resume_point(run: Run, out_dir: Path, resume: bool) -> tuple[int, float]:
-    """(first step, wall seconds so far): from the newest checkpoint with ``resume``, else 0."""
-    start, wall_before, ckpt = 0, 0.0, None
-    if resume:
-        ckpt = latest_checkpoint(out_dir)
-        if ckpt is None:
-            raise UserError(f"--resume {out_dir}: no checkpoint found in {out_dir / 'checkpoints'}")
-        start, wall_before = restore(run, ckpt)
-    run.guard.remember(run.net, run.optimizer, ckpt)
-    return start, wall_before
+def _start(run: Run, out_dir: Path, resume: bool, overwrite: bool) -> ResumePoint | None:
+    """Under the lock: remove the old run (``overwrite``), or check again that there is none
+    (a fresh run), or restore the newest valid checkpoint (``resume``; else None)."""
+    main = run.shard.is_main
+    if main and overwrite:
+        remove_run(out_dir)
+    elif main and not resume:
+        refuse_fresh_run(out_dir)
+    return _resume_point(run, out_dir, resume, _warn if main else _quiet)
 
 
-def _step(run: Run, step: int, outputs: Outputs, out_dir: Path, wall: Callable[[], float]) -> None:
-    """Train step ``step`` (0-based); evaluate, log and checkpoint where due."""
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet(line: str) -> None:
+    """Ranks other than 0 say nothing: rank 0 says it once."""
+
+
+def _resume_point(run: Run, out_dir: Path, resume: bool, warn: Warn) -> ResumePoint | None:
+    """The checkpoint restored into ``run`` with ``resume`` (None: a fresh run from step 0).
+    Rank 0 prunes older checkpoints, as after every save: a kill between a checkpoint's
+    rename and the pruning leaves one too many."""
+    point = resume_newest(run, out_dir, warn) if resume else None
+    run.guard.remember(run.net, run.optimizer, None if point is None else point.path)
+    if point is not None and run.shard.is_main:
+        prune_checkpoints(out_dir, keep=point.path)
+    return point
+
+
+def _step(
+    run: Run,
+    step: int,
+    outputs: Outputs,
+    out_dir: Path,
+    wall: Callable[[], float],
+    note: dict[str, Any],
+) -> None:
+    """Train step ``step`` (0-based); evaluate, log and checkpoint where due. ``note``: extra
+    fields of this step's record."""
     cfg = run.config.train
     done = step + 1
-    record = {"step": done, **train_step(run, step)}
+    record = {"step": done, **train_step(run, step), **note}
     outputs.after_step(
         record,
         evaluate_now=_due(done, cfg.eval_every, cfg.steps),

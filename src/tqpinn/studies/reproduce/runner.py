@@ -54,7 +54,11 @@ def train_or_reuse(
         return json.loads(summary_path.read_text(encoding="utf-8"))
     resume = saved is not None and latest_checkpoint(run_dir) is not None
     log(f"  {'resume' if resume else 'train '}  {run_dir}")
-    return train(config, run_dir, resume=resume, device=device, progress_bar=False)
+    # A run of this config killed before its first checkpoint starts again from scratch.
+    restart = saved is not None and not resume
+    return train(
+        config, run_dir, resume=resume, device=device, progress_bar=False, overwrite=restart
+    )
 
 
 def error_history(run_dir: Path) -> list[tuple[int, float]]:
