@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,83 @@ def _fwd_bwd(layer: GemmLayer, x: torch.Tensor, grad_y: torch.Tensor) -> None:
     layer(x).backward(grad_y)
 
 
+def _layers(
+    shapes: tuple[Sequence[int], Sequence[int]],
+    ranks: int | Sequence[int],
+    plans: Sequence[tuple[str, Any]],
+    device: torch.device,
+) -> dict[str, GemmLayer]:
+    """The dense layer and one TT layer per plan, named by the plan's label."""
+    out_f, in_f = (math.prod(s) for s in shapes)
+    layers: dict[str, GemmLayer] = {"dense": Linear(in_f, out_f).to(device)}
+    for plan, groups in plans:
+        tt = TTLinear(in_f, out_f, ranks, shapes=shapes, plan=plan, groups=groups).to(device)
+        layers[tt.plan.label] = tt
+    return layers
+
+
+def _per_precision(
+    layers: dict[str, GemmLayer], quants: Sequence[str]
+) -> dict[tuple[str, str], GemmLayer]:
+    """One copy of every layer per precision (same weights), so that no spec changes inside the
+    timed loop."""
+    variants: dict[tuple[str, str], GemmLayer] = {}
+    for quant in quants:
+        for name, layer in layers.items():
+            variants[(quant, name)] = copy.deepcopy(layer)
+            set_quant(variants[(quant, name)], make_preset(quant))
+    return variants
+
+
+def _cost(layer: GemmLayer, n_rows: int) -> tuple[int, int]:
+    """(FLOPs of a forward + backward at ``n_rows`` rows, parameters) of a dense or TT layer."""
+    if isinstance(layer, TTLinear):
+        cost = plan_cost(layer.shape, layer.plan, [n_rows], input_requires_grad=True)
+        return sum(g.flops for g in cost.gemms), layer.n_params
+    in_f, out_f = layer.in_features, layer.out_features
+    return 6 * n_rows * in_f * out_f, in_f * out_f + out_f  # fwd, dgrad, wgrad: 2·rows·in·out each
+
+
+def _time_rows(
+    n_rows: int,
+    layers: dict[str, GemmLayer],
+    variants: dict[tuple[str, str], GemmLayer],
+    baseline: tuple[str, str],
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """Every variant at ``n_rows`` rows, timed in one interleaved loop: one result row each."""
+    sample = next(iter(layers.values()))
+    gen = torch.Generator().manual_seed(n_rows)
+    x = torch.randn(n_rows, sample.in_features, generator=gen).to(device).requires_grad_()
+    grad_y = torch.randn(n_rows, sample.out_features, generator=gen).to(device)
+    seconds = interleaved(
+        {v: functools.partial(_fwd_bwd, layer, x, grad_y) for v, layer in variants.items()},
+        repeats,
+        warmup,
+        device,
+    )
+    times = {v: [t * 1e3 for t in s] for v, s in seconds.items()}
+    base = statistics.median(times[baseline])
+    rows = []
+    for (quant, name), ms in times.items():
+        flops, n_params = _cost(layers[name], n_rows)
+        rows.append(
+            {
+                "rows": n_rows,
+                "quant": quant,
+                "layer": name,
+                "median_ms": statistics.median(ms),
+                "times_ms": ms,
+                "ratio_to_dense_fp32": statistics.median(ms) / base,
+                "flops_fwd_bwd": flops,
+                "n_params": n_params,
+            }
+        )
+    return rows
+
+
 def bench_tt(
     rows: Sequence[int] = (4096, 100_000),
     quants: Sequence[str] = ("fp32", "smx_paper"),
@@ -51,52 +129,15 @@ def bench_tt(
     the same rows, the model's FLOPs of a forward + backward, and the parameter count.
     """
     dev = torch.device(device)
-    out_f, in_f = (int(torch.tensor(s).prod()) for s in shapes)
-    layers: dict[str, GemmLayer] = {"dense": Linear(in_f, out_f).to(dev)}
-    for plan, groups in plans:
-        tt = TTLinear(in_f, out_f, ranks, shapes=shapes, plan=plan, groups=groups).to(dev)
-        layers[tt.plan.label] = tt
-    # One copy per precision (same weights), so that no spec changes inside the timed loop.
-    variants: dict[tuple[str, str], GemmLayer] = {}
-    for quant in quants:
-        for name, layer in layers.items():
-            variants[(quant, name)] = copy.deepcopy(layer)
-            set_quant(variants[(quant, name)], make_preset(quant))
+    layers = _layers(shapes, ranks, plans, dev)
+    variants = _per_precision(layers, quants)
     load_before = load_average()
-    results = []
-    for n_rows in rows:
-        gen = torch.Generator().manual_seed(n_rows)
-        x = torch.randn(n_rows, in_f, generator=gen).to(dev).requires_grad_()
-        grad_y = torch.randn(n_rows, out_f, generator=gen).to(dev)
-        seconds = interleaved(
-            {v: functools.partial(_fwd_bwd, layer, x, grad_y) for v, layer in variants.items()},
-            repeats,
-            warmup,
-            dev,
-        )
-        times = {v: [t * 1e3 for t in s] for v, s in seconds.items()}
-        base = statistics.median(times[(quants[0], "dense")])
-        for (quant, name), ms in times.items():
-            layer = layers[name]
-            if isinstance(layer, TTLinear):
-                cost = plan_cost(layer.shape, layer.plan, [n_rows], input_requires_grad=True)
-                flops = sum(g.flops for g in cost.gemms)
-                n_params = layer.n_params
-            else:
-                flops = 6 * n_rows * in_f * out_f  # forward, dgrad, wgrad: 2·rows·in·out each
-                n_params = in_f * out_f + out_f
-            results.append(
-                {
-                    "rows": n_rows,
-                    "quant": quant,
-                    "layer": name,
-                    "median_ms": statistics.median(ms),
-                    "times_ms": ms,
-                    "ratio_to_dense_fp32": statistics.median(ms) / base,
-                    "flops_fwd_bwd": flops,
-                    "n_params": n_params,
-                }
-            )
+    results = [
+        row
+        for n_rows in rows
+        for row in _time_rows(n_rows, layers, variants, (quants[0], "dense"), repeats, warmup, dev)
+    ]
+    out_f, in_f = (math.prod(s) for s in shapes)
     return {
         "benchmark": "tt_plans_fwd_bwd",
         "settings": {
