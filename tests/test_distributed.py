@@ -157,7 +157,9 @@ WORLD = 2
 def run_cases_on_this_rank(root: Path) -> None:
     """Body of ``torchrun this_file ROOT``: every case through the real CLI entry."""
     for name, (estimator, quant, points) in CASES.items():
-        cfg_path = root / f"{name}.json"  # JSON is YAML
+        # JSON is YAML. Each rank writes its own copy: a shared file truncated by one rank
+        # while another reads it would be read as empty (refused as such).
+        cfg_path = root / f"{name}.{os.environ.get('RANK', '0')}.json"
         cfg_path.write_text(json.dumps(config(estimator, quant, points)))
         sys.argv = ["tqpinn", "train", "--config", str(cfg_path), "--out", str(root / name)]
         try:
