@@ -5,6 +5,8 @@
  *              elements), in one pass; tqpinn.formats semantics, integer elements, round half
  *              to even.
  * tq_unpack:   elements + exponents -> FP32 values and/or bfloat16 values (up to 8 bits).
+ * tq_difference, tq_difference_backward: the DiffQuant activation identities and their
+ *              partials, fused (see their comment).
  * tq_gemm:     C (M x N, FP32) = A (M x K) * B (N x K)^T from bfloat16 operands with AVX512-BF16
  *              dot products: every product of two bfloat16 values is exact in FP32 and the sums
  *              are FP32 additions rounded to nearest even (VDPBF16PS, which also flushes
@@ -163,6 +165,119 @@ void tq_unpack(const void *elements, int ebytes, const int8_t *exps, int64_t R, 
         }
         free(scale);
         free(v);
+    }
+}
+
+/* DiffQuant difference identities (tqpinn.nn.activations): for a (N x Ka x F, Ka = 1 broadcast
+ * over the K rows of b, or Ka = K) and b (N x K x F), all contiguous FP32,
+ *   tanh: tanh(a+b) - tanh(a) = tanh(b) / (cosh(a)^2 (1 + tanh(a) tanh(b)))
+ *   sin:  sin(a+b) - sin(a)   = 2 cos(a + b/2) sin(b/2)
+ * and, in backward, the partials of the same identities times the incoming gradient (grad_b
+ * N x K x F; grad_a N x Ka x F, summed over the K rows when Ka = 1). The operations are those
+ * of the PyTorch formulas, in the same order (the build contracts no multiply-add); only the
+ * elementary functions come from another library, and grad_a sums its K terms in order. One
+ * pass over b per call: nothing of the size of b is written besides the outputs. */
+
+#if defined(__x86_64__) && defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+/* glibc's vector math library has SIMD variants of these (tanhf since 2.35): declaring them lets
+ * the compiler vectorise the loops below; elsewhere they stay scalar calls. */
+#pragma omp declare simd notinbranch
+extern float tanhf(float);
+#pragma omp declare simd notinbranch
+extern float sinf(float);
+#pragma omp declare simd notinbranch
+extern float cosf(float);
+#endif
+
+enum { TQ_TANH = 0, TQ_SIN = 1 };
+
+/* tanh(a) and cosh(a)^2 of one row of a: shared by the K rows of b it is broadcast against. */
+static void tanh_prep(const float *restrict a, int64_t F, float *restrict ta,
+                      float *restrict c2) {
+    for (int64_t f = 0; f < F; f++) {
+        float c = coshf(a[f]);
+        ta[f] = tanhf(a[f]);
+        c2[f] = c * c;
+    }
+}
+
+static void difference_row(int act, const float *restrict a, const float *restrict ta,
+                           const float *restrict c2, const float *restrict b, int64_t F,
+                           float *restrict out) {
+    if (act == TQ_TANH) {
+        for (int64_t f = 0; f < F; f++) {
+            float tb = tanhf(b[f]);
+            out[f] = tb / (c2[f] * (1.0f + ta[f] * tb));
+        }
+    } else {
+        for (int64_t f = 0; f < F; f++) {
+            float h = 0.5f * b[f];
+            out[f] = 2.0f * cosf(a[f] + h) * sinf(h);
+        }
+    }
+}
+
+/* grad_b = g * d/db and ga += g * d/da for one row (either output may be NULL). */
+static void difference_backward_row(int act, const float *restrict a, const float *restrict ta,
+                                    const float *restrict c2, const float *restrict b,
+                                    const float *restrict g, int64_t F, float *restrict ga,
+                                    float *restrict gb) {
+    if (act == TQ_TANH) {
+        for (int64_t f = 0; f < F; f++) {
+            float tb = tanhf(b[f]);
+            float d = tb / (c2[f] * (1.0f + ta[f] * tb));
+            float t1 = ta[f] + d; /* tanh(a + b) */
+            if (ga) ga[f] += g[f] * (-d * (ta[f] + t1));
+            if (gb) gb[f] = g[f] * (1.0f - t1 * t1);
+        }
+    } else {
+        for (int64_t f = 0; f < F; f++) {
+            float h = 0.5f * b[f];
+            float s = sinf(h);
+            if (ga) ga[f] += g[f] * (-2.0f * sinf(a[f] + h) * s);
+            if (gb) gb[f] = g[f] * cosf(a[f] + b[f]);
+        }
+    }
+}
+
+void tq_difference(int act, const float *a, const float *b, int64_t N, int64_t K, int64_t F,
+                   int a_per_k, float *out) {
+#pragma omp parallel if (N * K * F >= PARALLEL_MIN)
+    {
+        float *ta = malloc(sizeof(float) * F), *c2 = malloc(sizeof(float) * F);
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t k = 0; k < K; k++) {
+                const float *arow = a + (a_per_k ? n * K + k : n) * F;
+                if (act == TQ_TANH && (a_per_k || k == 0)) tanh_prep(arow, F, ta, c2);
+                difference_row(act, arow, ta, c2, b + (n * K + k) * F, F, out + (n * K + k) * F);
+            }
+        }
+        free(ta);
+        free(c2);
+    }
+}
+
+void tq_difference_backward(int act, const float *a, const float *b, const float *grad, int64_t N,
+                            int64_t K, int64_t F, int a_per_k, float *grad_a, float *grad_b) {
+#pragma omp parallel if (N * K * F >= PARALLEL_MIN)
+    {
+        float *ta = malloc(sizeof(float) * F), *c2 = malloc(sizeof(float) * F);
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            if (grad_a && !a_per_k) memset(grad_a + n * F, 0, sizeof(float) * F);
+            for (int64_t k = 0; k < K; k++) {
+                int64_t row = n * K + k, arow = a_per_k ? row : n;
+                if (act == TQ_TANH && (a_per_k || k == 0)) tanh_prep(a + arow * F, F, ta, c2);
+                float *ga = grad_a ? grad_a + arow * F : NULL;
+                if (ga && a_per_k) memset(ga, 0, sizeof(float) * F);
+                difference_backward_row(act, a + arow * F, ta, c2, b + row * F, grad + row * F, F,
+                                        ga, grad_b ? grad_b + row * F : NULL);
+            }
+        }
+        free(ta);
+        free(c2);
     }
 }
 
