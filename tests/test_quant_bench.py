@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
+from tqpinn.quant import fastpath
 from tqpinn.studies.quant_bench import bench_quant
 
 TINY = [
-    "model.widths=[32,32]",
+    "model.widths=[32,32,32]",  # the full pipeline's TT layers are the hidden layers 1 and 2
     "estimator.pairs=4",
     "train.points.interior=8",
     "train.eval_points=64",
@@ -29,6 +30,12 @@ def test_json_keys_and_memory_ordering():
     # Packed 8.5-bit copies against FP32 ones, and MX's second copy: strictly ordered.
     assert saved["smx_paper"] < saved["mx_int8"] < saved["fp32"]
     assert result["settings"]["loadavg_before"] and result["configs"]["poisson"]["rows_per_step"]
+    poisson = result["configs"]["poisson"]
+    for short in ("mx", "smx", "smx_dq", "full"):  # every variant against the same FP32 step
+        ratio = poisson[f"{short}_over_fp32"]
+        assert ratio == pytest.approx(poisson[f"{short}_step_s"] / poisson["fp32_step_s"])
+    assert len(poisson["step_s"]["full_pipeline"]) == len(poisson["step_s"]["fp32"]) == 1
+    assert result["settings"]["kernels"] == fastpath.describe()
 
 
 @pytest.mark.slow  # two recipes x three presets: about a minute on a loaded 2-core machine
@@ -42,7 +49,7 @@ def test_cli_writes_the_json(tmp_path):
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text())
     assert set(data["configs"]) == {"poisson2d_se", "heat100d_se"}
-    assert "smx/mx" in done.stdout
+    assert "smx/mx" in done.stdout and "full pipeline x" in done.stdout
 
 
 def test_bad_repeats_is_a_user_error(tmp_path):

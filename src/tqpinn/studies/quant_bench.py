@@ -1,8 +1,10 @@
-"""Training-step time and saved-for-backward bytes of fp32, mx_int8 and smx_paper.
+"""Training-step time and saved-for-backward bytes of fp32, mx_int8 and smx_paper, and of SMX
+with DiffQuant through every layer (dense) and the full pipeline (DiffQuant, TT layers, PRS).
 
-Each config is built once per preset (same seed, same weights) and the presets' steps are timed
-in one interleaved loop, so that load from other processes hits them alike; results are ratios
-to the FP32 step measured in the same loop, with the load average before and after.
+Each recipe is built once per variant (same seed) and the variants' steps are timed in one
+interleaved loop, so that load from other processes hits them alike; results are ratios to the
+FP32 step of the same recipe measured in the same loop, with the load average before and after
+and the kernel paths that ran (tqpinn.quant.fastpath.describe).
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ from tqpinn.train.loss import pinn_loss
 from tqpinn.train.trainer import build_run, sample_batch, train_step
 
 PRESETS = ("fp32", "mx_int8", "smx_paper")
-SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx"}
+FULL_PIPELINE_TT = "model.tt={layers: [1, 2], ranks: 4, init: xavier, plan: partial, groups: 2}"
+"""The TT layers of the full-pipeline configs (configs/*_smx_se_tt.yaml): both hidden layers."""
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "fp32": ("quant=fp32",),
+    "mx_int8": ("quant=mx_int8",),
+    "smx_paper": ("quant=smx_paper",),
+    "smx_diffquant": ("quant=smx_paper", "estimator.diffquant=full"),
+    "full_pipeline": ("quant=smx_paper", "estimator.diffquant=full", FULL_PIPELINE_TT),
+}
+"""Each timed variant: the changes it makes to a recipe (before the caller's overrides)."""
+SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx", "smx_diffquant": "smx_dq",
+         "full_pipeline": "full"}  # fmt: skip
 CONFIGS = {
     "poisson2d_se": "configs/poisson2d_fp32_se.yaml",
     "heat100d_se": "configs/heat100d_fp32_se.yaml",
@@ -35,7 +48,9 @@ CONFIGS = {
 
 
 def _runs(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    return {p: build_run(load_config(path, [*overrides, f"quant={p}"])) for p in PRESETS}
+    return {
+        v: build_run(load_config(path, [*changes, *overrides])) for v, changes in VARIANTS.items()
+    }
 
 
 def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
@@ -44,9 +59,9 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
         p: saved_bytes(lambda r=r: train_step(r, 0), r.net).as_dict() for p, r in runs.items()
     }
     # saved_bytes took step 0 of every run: the timed steps are 1..repeats, no warm-up round.
-    steps = {p: itertools.count(1) for p in PRESETS}
+    steps = {v: itertools.count(1) for v in VARIANTS}
     times = interleaved(
-        {p: functools.partial(_next_step, run, steps[p]) for p, run in runs.items()},
+        {v: functools.partial(_next_step, run, steps[v]) for v, run in runs.items()},
         repeats,
         warmup=0,
     )
@@ -56,9 +71,8 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
     return {
         "config": str(path),
         "rows_per_step": _rows_per_step(first),
-        **{f"{SHORT[p]}_step_s": median[p] for p in PRESETS},
-        "smx_over_fp32": median["smx_paper"] / median["fp32"],
-        "mx_over_fp32": median["mx_int8"] / median["fp32"],
+        **{f"{SHORT[v]}_step_s": median[v] for v in VARIANTS},
+        **{f"{SHORT[v]}_over_fp32": median[v] / median["fp32"] for v in VARIANTS if v != "fp32"},
         "step_s": times,
         "saved_bytes": memory,
         "saved_ratio": {
@@ -145,7 +159,7 @@ def bench_quant(
     repeats: int = 3,
     overhead_rows: int = 20_480,
 ) -> dict[str, Any]:
-    """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
+    """Step times (median of ``repeats``, interleaved) and saved bytes per variant and config;
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
     configs = CONFIGS if configs is None else configs
     load_before = load_average()
@@ -155,15 +169,18 @@ def bench_quant(
     headline = next(iter(results.values()))
     return {
         **{k: headline[k] for k in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32")},
-        "saved_bytes": {p: headline["saved_bytes"][p]["total"] for p in PRESETS},
+        "saved_bytes": {v: headline["saved_bytes"][v]["total"] for v in VARIANTS},
         "configs": results,
         "fp32_function_overhead": fp32_overhead(overhead_rows, repeats=repeats),
         "forward_product": forward_product(rows=5 * overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
+            "variants": {v: list(changes) for v, changes in VARIANTS.items()},
             "overrides": list(overrides),
             "repeats": repeats,
             "fast_path": fastpath.available(),
+            "kernels": fastpath.describe(),
+            "threads": torch.get_num_threads(),
             "machine": machine_info(),
             "loadavg_before": load_before,
             "loadavg_after": load_average(),
