@@ -37,6 +37,18 @@ static inline float pow2(int e) { /* normal range only */
     return f;
 }
 
+/* floor(log2(a)) of a finite a > 0: the exponent field, or frexpf for a subnormal a (a block
+ * maximum below 2^-126, rare enough for the library call). */
+static inline int floor_log2(float a) {
+    uint32_t u;
+    memcpy(&u, &a, 4);
+    int biased = (int)(u >> 23);
+    if (biased) return biased - 127;
+    int fe;
+    frexpf(a, &fe); /* a = f 2^fe, f in [0.5, 1) */
+    return fe - 1;
+}
+
 static inline uint16_t bf16_bits(float f) { /* exact when f has at most 8 significant bits */
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -84,15 +96,14 @@ void tq_quantize(const float *x, int64_t R, int64_t C, int64_t ldx, int pr, int 
                 if (bad) {
                     e = NAN_EXP;
                 } else if (amax > 0.0f) {
-                    int fe;
-                    frexpf(amax, &fe); /* amax = f 2^fe, f in [0.5, 1): floor(log2) = fe - 1 */
-                    e = fe - 1 - emax;
+                    e = floor_log2(amax) - emax;
                     e = e < MIN_EXP ? MIN_EXP : (e > MAX_EXP ? MAX_EXP : e);
                 }
                 exps[br * nbc + bc] = (int8_t)e;
                 /* 1/scale = 2^-e is exact (subnormal only for e = 127, when |x| >= 2^127);
                  * a non-finite block gets inv 0 (finite elements -> 0) and scale NaN. */
-                float s_inv = bad ? 0.0f : ldexpf(1.0f, -e), s = bad ? NAN : pow2(e);
+                float s_inv = bad ? 0.0f : (e < MAX_EXP ? pow2(-e) : ldexpf(1.0f, -e));
+                float s = bad ? NAN : pow2(e);
                 for (int64_t j = c0; j < c1; j++) {
                     inv[j] = s_inv;
                     scale[j] = s;
