@@ -174,3 +174,79 @@ def test_fused_kernels_apply_only_to_fp32_cpu_operands_of_the_stream_shapes():
     assert not fused_difference.can_fuse("tanh", a[:, :, :5], b)  # features differ
     assert not fused_difference.can_fuse("tanh", a[0], b)  # no matching leading dimension
     assert not fused_difference.can_fuse("tanh", a.expand(-1, 2, -1), b)  # neither 1 nor K
+
+
+def _streams(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """a (N, 1, F), odd and even (N, K, F) as a layer of difference streams holds them."""
+    a, plus = _operands(1e-2, True, seed)
+    minus = -plus * torch.rand(plus.shape, generator=torch.Generator().manual_seed(seed + 1))
+    return a, plus - minus, plus + minus
+
+
+@pytest.mark.parametrize("activation", sorted(fused_difference.KINDS))
+def test_fused_streams_are_the_fused_differences_of_the_one_sided_streams(kernel_build, activation):
+    """One pass over a layer's streams computes what the unfused path computes from the fused
+    difference kernels (the same FP32 operations: bit for bit), except that grad_a sums the
+    2K terms of both differences in one loop: γ_2K = 2K·u of their magnitudes."""
+    a, odd, even = _streams(seed=6)
+    plus, minus = 0.5 * (even + odd), 0.5 * (even - odd)
+    got_plus, got_minus, got_odd, got_even = fused_difference.streams(activation, a, odd, even)
+    d_plus = fused_difference.difference(activation, a, plus)
+    d_minus = fused_difference.difference(activation, a, minus)
+    assert torch.equal(got_plus, plus) and torch.equal(got_minus, minus)
+    assert torch.equal(got_odd, d_plus - d_minus) and torch.equal(got_even, d_plus + d_minus)
+
+    gens = [torch.Generator().manual_seed(s) for s in (7, 8)]
+    grad_odd, grad_even = (torch.randn(odd.shape, generator=g) for g in gens)
+    grad_a, got_grad_odd, got_grad_even = fused_difference.streams_backward(
+        activation, a, plus, minus, grad_odd, grad_even, True
+    )
+    g_plus, g_minus = grad_odd + grad_even, grad_even - grad_odd
+    a_plus, b_plus = fused_difference.difference_backward(activation, a, plus, g_plus, True, True)
+    a_minus, b_minus = fused_difference.difference_backward(
+        activation, a, minus, g_minus, True, True
+    )
+    assert torch.equal(got_grad_odd, 0.5 * b_plus - 0.5 * b_minus)
+    assert torch.equal(got_grad_even, 0.5 * b_plus + 0.5 * b_minus)
+    size = (
+        _term_sizes(activation, a, plus, g_plus)[0] + _term_sizes(activation, a, minus, g_minus)[0]
+    )
+    bound = (2 * RELATIVE[activation] + 2 * odd.shape[-2] * U) * size.sum_to_size(a.shape)
+    assert torch.all((grad_a.double() - (a_plus + a_minus).double()).abs() <= bound)
+
+
+@pytest.mark.parametrize("activation", sorted(fused_difference.KINDS))
+def test_activation_streams_take_the_fused_path_on_fp32_and_the_formulas_elsewhere(
+    kernel_build, activation, monkeypatch
+):
+    """Activation.difference_streams on FP32 CPU tensors is the fused pass (forward and
+    backward); with the kernels disabled it is the PyTorch formulas, within the fused kernels'
+    rounding budget of them."""
+    act = ACTIVATIONS[activation]()
+    a, odd, even = (t.requires_grad_() for t in _streams(seed=9))
+    grads = [torch.randn(odd.shape, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+
+    def run() -> list[torch.Tensor]:
+        for t in (a, odd, even):
+            t.grad = None
+        outs = act.difference_streams(a, odd, even)
+        torch.autograd.backward(outs, grads)
+        return [*(o.detach() for o in outs), a.grad, odd.grad, even.grad]
+
+    fused = run()
+    plus, minus, *direct = fused_difference.streams(
+        activation, a.detach(), odd.detach(), even.detach()
+    )
+    assert all(torch.equal(f, d) for f, d in zip(fused[:2], direct, strict=True))
+    monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    reference = run()
+    exact = _exact(activation, a.detach(), plus).abs() + _exact(activation, a.detach(), minus).abs()
+    for got, want in zip(fused[:2], reference[:2], strict=True):
+        assert torch.all((got - want).abs().double() <= 4 * RELATIVE[activation] * exact + 1e-30)
+    # Gradients: each term within twice the budget of both paths, grad_a's 2K-term sums
+    # reordered; grad_odd = ½(g₊ − g₋) may cancel, so the budget also applies absolutely, to
+    # the size of the incoming gradients (the partials are at most 1 in magnitude).
+    rtol = 4 * RELATIVE[activation] + 2 * odd.shape[-2] * U
+    atol = 4 * RELATIVE[activation] * max(g.abs().max().item() for g in grads)
+    for got, want in zip(fused[2:], reference[2:], strict=True):
+        torch.testing.assert_close(got, want, rtol=rtol, atol=atol)

@@ -51,6 +51,20 @@ class Activation(StreamModule):
         """act(a + b) − act(a); a broadcasts against b. First-order differentiable."""
         return _Difference.apply(a, b, self)
 
+    def difference_streams(
+        self, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Difference streams through the activation: a (N, 1, F) the centre pre-activation,
+        odd and even (N, K, F) the pre-activation streams; returns odd' = D₊ − D₋ and even' =
+        D₊ + D₋ with D± = act(a ± δa) − act(a) = difference(a, plus or minus) of the one-sided
+        differences plus = ½(even + odd), minus = ½(even − odd). First-order differentiable;
+        keeps a, plus and minus for backward."""
+        if fused_difference.can_fuse_streams(self.fused_kind, a, odd, even):
+            return _DifferenceStreams.apply(a, odd, even, self)
+        plus, minus = 0.5 * (even + odd), 0.5 * (even - odd)
+        d_plus, d_minus = self.difference(a, plus), self.difference(a, minus)
+        return d_plus - d_minus, d_plus + d_minus
+
     def forward_tensor(self, a: torch.Tensor) -> torch.Tensor:
         return self.evaluate(a)
 
@@ -82,6 +96,28 @@ class _Difference(torch.autograd.Function):
         grad_a = (grad * d_a).sum_to_size(a.shape) if need_a else None
         grad_b = (grad * d_b).sum_to_size(b.shape) if need_b else None
         return grad_a, grad_b, None
+
+
+class _DifferenceStreams(torch.autograd.Function):
+    """``act.difference_streams`` in one fused pass forward and one backward (FP32 CPU)."""
+
+    @staticmethod
+    def forward(
+        ctx, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor, act: Activation
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        plus, minus, odd_out, even_out = fused_difference.streams(act.fused_kind, a, odd, even)
+        ctx.act = act
+        ctx.save_for_backward(a, plus, minus)  # what the unfused path saves
+        return odd_out, even_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_odd: torch.Tensor, grad_even: torch.Tensor):
+        a, plus, minus = ctx.saved_tensors
+        grad_a, grad_odd_in, grad_even_in = fused_difference.streams_backward(
+            ctx.act.fused_kind, a, plus, minus, grad_odd, grad_even, ctx.needs_input_grad[0]
+        )
+        return grad_a, grad_odd_in, grad_even_in, None
 
 
 class Tanh(Activation):

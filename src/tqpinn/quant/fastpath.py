@@ -143,8 +143,13 @@ def _library(isa: Isa) -> ctypes.CDLL | None:
     lib.tq_difference.argtypes = [_int, _ptr, _ptr, _i64, _i64, _i64, _int, _ptr]
     lib.tq_difference_backward.argtypes = [_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _int,
                                            _ptr, _ptr]  # fmt: skip
+    lib.tq_difference_streams.argtypes = [_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _int,
+                                          _ptr, _ptr, _ptr, _ptr]  # fmt: skip
+    lib.tq_difference_streams_backward.argtypes = [_int, _ptr, _ptr, _ptr, _ptr, _ptr, _i64,
+                                                   _i64, _i64, _int, _ptr, _ptr, _ptr]  # fmt: skip
     functions = [lib.tq_quantize, lib.tq_unpack, lib.tq_set_threads, lib.tq_difference,
-                 lib.tq_difference_backward]  # fmt: skip
+                 lib.tq_difference_backward, lib.tq_difference_streams,
+                 lib.tq_difference_streams_backward]  # fmt: skip
     if isa.bf16_gemm:
         lib.tq_gemm.argtypes = [_i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64]
         functions.append(lib.tq_gemm)

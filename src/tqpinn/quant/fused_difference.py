@@ -75,3 +75,72 @@ def difference_backward(
         None if grad_b is None else grad_b.data_ptr(),
     )
     return grad_a, grad_b
+
+
+def can_fuse_streams(
+    kind: str | None, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor
+) -> bool:
+    """Whether :func:`streams` handles these: as :func:`can_fuse` for (a, odd), with even of
+    odd's shape and dtype."""
+    return (
+        can_fuse(kind, a, odd)
+        and even.shape == odd.shape
+        and even.dtype == odd.dtype
+        and even.device == odd.device
+    )
+
+
+def streams(
+    kind: str, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer of difference streams through act in one pass: returns (plus, minus, odd',
+    even') with plus = ½(even + odd), minus = ½(even − odd), odd' = D(a, plus) − D(a, minus),
+    even' = D(a, plus) + D(a, minus), D(a, b) = act(a + b) − act(a); each of odd's shape."""
+    a, odd, even = a.contiguous(), odd.contiguous(), even.contiguous()
+    plus, minus, odd_out, even_out = (torch.empty_like(odd) for _ in range(4))
+    per_k = a.shape[-2] != 1 or odd.shape[-2] == 1
+    fastpath.library().tq_difference_streams(
+        KINDS[kind],
+        a.data_ptr(),
+        odd.data_ptr(),
+        even.data_ptr(),
+        *_dims(odd),
+        int(per_k),
+        plus.data_ptr(),
+        minus.data_ptr(),
+        odd_out.data_ptr(),
+        even_out.data_ptr(),
+    )
+    return plus, minus, odd_out, even_out
+
+
+def streams_backward(
+    kind: str,
+    a: torch.Tensor,
+    plus: torch.Tensor,
+    minus: torch.Tensor,
+    grad_odd_out: torch.Tensor,
+    grad_even_out: torch.Tensor,
+    need_a: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """The gradients (a's shape or None, odd's shape, even's shape) of :func:`streams`' odd'
+    and even' for their incoming gradients, from a, plus and minus."""
+    a, plus, minus = a.contiguous(), plus.contiguous(), minus.contiguous()
+    grad_odd_out, grad_even_out = grad_odd_out.contiguous(), grad_even_out.contiguous()
+    grad_a = torch.empty_like(a) if need_a else None
+    grad_odd, grad_even = torch.empty_like(plus), torch.empty_like(plus)
+    per_k = a.shape[-2] != 1 or plus.shape[-2] == 1
+    fastpath.library().tq_difference_streams_backward(
+        KINDS[kind],
+        a.data_ptr(),
+        plus.data_ptr(),
+        minus.data_ptr(),
+        grad_odd_out.data_ptr(),
+        grad_even_out.data_ptr(),
+        *_dims(plus),
+        int(per_k),
+        None if grad_a is None else grad_a.data_ptr(),
+        grad_odd.data_ptr(),
+        grad_even.data_ptr(),
+    )
+    return grad_a, grad_odd, grad_even

@@ -6,7 +6,8 @@
  *              to even.
  * tq_unpack:   elements + exponents -> FP32 values and/or bfloat16 values (up to 8 bits).
  * tq_difference, tq_difference_backward: the DiffQuant activation identities and their
- *              partials, fused (see their comment).
+ *              partials, fused (see their comment); tq_difference_streams(_backward): a layer
+ *              of difference streams through the activation in one pass.
  * tq_gemm:     C (M x N, FP32) = A (M x K) * B (N x K)^T from bfloat16 operands with AVX512-BF16
  *              dot products: every product of two bfloat16 values is exact in FP32 and the sums
  *              are FP32 additions rounded to nearest even (VDPBF16PS, which also flushes
@@ -289,6 +290,90 @@ void tq_difference_backward(int act, const float *a, const float *b, const float
         }
         free(ta);
         free(c2);
+    }
+}
+
+/* A whole layer of difference streams (tqpinn.nn.streams.DifferenceStreams) through the
+ * activation in one pass: from odd and even (N x K x F) the one-sided differences
+ *   plus = (even + odd) / 2,  minus = (even - odd) / 2            (written: saved for backward)
+ * and the streams after the activation, with D(a, b) = act(a + b) - act(a) as above,
+ *   odd' = D(a, plus) - D(a, minus),  even' = D(a, plus) + D(a, minus).
+ * The operations of the unfused PyTorch path, in the same order, one row of F at a time (the
+ * row's intermediates stay in cache). */
+void tq_difference_streams(int act, const float *a, const float *odd, const float *even,
+                           int64_t N, int64_t K, int64_t F, int a_per_k, float *plus,
+                           float *minus, float *odd_out, float *even_out) {
+#pragma omp parallel if (N * K * F >= PARALLEL_MIN)
+    {
+        float *ta = malloc(sizeof(float) * F), *c2 = malloc(sizeof(float) * F);
+        float *dp = malloc(sizeof(float) * F), *dm = malloc(sizeof(float) * F);
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t k = 0; k < K; k++) {
+                int64_t row = (n * K + k) * F;
+                const float *arow = a + (a_per_k ? n * K + k : n) * F;
+                const float *o = odd + row, *e = even + row;
+                float *p = plus + row, *m = minus + row;
+                if (act == TQ_TANH && (a_per_k || k == 0)) tanh_prep(arow, F, ta, c2);
+                for (int64_t f = 0; f < F; f++) {
+                    p[f] = 0.5f * (e[f] + o[f]);
+                    m[f] = 0.5f * (e[f] - o[f]);
+                }
+                difference_row(act, arow, ta, c2, p, F, dp);
+                difference_row(act, arow, ta, c2, m, F, dm);
+                for (int64_t f = 0; f < F; f++) {
+                    odd_out[row + f] = dp[f] - dm[f];
+                    even_out[row + f] = dp[f] + dm[f];
+                }
+            }
+        }
+        free(ta);
+        free(c2);
+        free(dp);
+        free(dm);
+    }
+}
+
+/* Backward of tq_difference_streams from a, plus, minus and the gradients of odd' and even':
+ * grad_odd, grad_even (N x K x F) and grad_a (N x Ka x F, summed over K when Ka = 1; NULL if
+ * not needed). */
+void tq_difference_streams_backward(int act, const float *a, const float *plus,
+                                    const float *minus, const float *grad_odd_out,
+                                    const float *grad_even_out, int64_t N, int64_t K, int64_t F,
+                                    int a_per_k, float *grad_a, float *grad_odd,
+                                    float *grad_even) {
+#pragma omp parallel if (N * K * F >= PARALLEL_MIN)
+    {
+        float *ta = malloc(sizeof(float) * F), *c2 = malloc(sizeof(float) * F);
+        float *gdp = malloc(sizeof(float) * F), *gdm = malloc(sizeof(float) * F);
+        float *gp = malloc(sizeof(float) * F), *gm = malloc(sizeof(float) * F);
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            if (grad_a && !a_per_k) memset(grad_a + n * F, 0, sizeof(float) * F);
+            for (int64_t k = 0; k < K; k++) {
+                int64_t row = (n * K + k) * F, arow = a_per_k ? n * K + k : n;
+                const float *go = grad_odd_out + row, *ge = grad_even_out + row;
+                if (act == TQ_TANH && (a_per_k || k == 0)) tanh_prep(a + arow * F, F, ta, c2);
+                float *ga = grad_a ? grad_a + arow * F : NULL;
+                if (ga && a_per_k) memset(ga, 0, sizeof(float) * F);
+                for (int64_t f = 0; f < F; f++) {
+                    gdp[f] = go[f] + ge[f]; /* odd' and even' both hold D(a, plus) */
+                    gdm[f] = ge[f] - go[f];
+                }
+                difference_backward_row(act, a + arow * F, ta, c2, plus + row, gdp, F, ga, gp);
+                difference_backward_row(act, a + arow * F, ta, c2, minus + row, gdm, F, ga, gm);
+                for (int64_t f = 0; f < F; f++) {
+                    grad_odd[row + f] = 0.5f * gp[f] - 0.5f * gm[f];
+                    grad_even[row + f] = 0.5f * gp[f] + 0.5f * gm[f];
+                }
+            }
+        }
+        free(ta);
+        free(c2);
+        free(gdp);
+        free(gdm);
+        free(gp);
+        free(gm);
     }
 }
 
