@@ -5,9 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from tqpinn.formats import SMX_INT12, quantize
 from tqpinn.quant import fastpath
-from tqpinn.studies.quant_bench import bench_quant
+from tqpinn.studies.quant_bench import bench_quant, bf16_split, int12_products
 
 TINY = [
     "model.widths=[32,32,32]",  # the full pipeline's TT layers are the hidden layers 1 and 2
@@ -56,3 +58,17 @@ def test_bad_repeats_is_a_user_error(tmp_path):
     cmd = [sys.executable, "-m", "tqpinn", "bench", "quant", "--out", str(tmp_path / "q.json")]
     done = subprocess.run([*cmd, "--repeats", "0"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--repeats" in done.stderr
+
+
+def test_int12_split_is_exact_in_bfloat16():
+    """An INT12 block value has at most 11 significant bits: rounded to bfloat16's 8 they leave
+    a remainder of at most 4 bits, exact in bfloat16 too, so hi + lo is the value itself."""
+    x = quantize(torch.randn(64, 64, generator=torch.Generator().manual_seed(0)), SMX_INT12)
+    hi, lo = bf16_split(x)
+    assert torch.equal(hi.float() + lo.float(), x)
+    assert not torch.equal(hi.float(), x)  # the low part is needed
+
+
+def test_int12_products_only_where_the_bf16_kernel_runs(monkeypatch):
+    monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    assert int12_products(rows=64, width=16, repeats=1) == {"bf16_gemm": False}

@@ -56,6 +56,38 @@ static inline uint16_t bf16_bits(float f) { /* exact when f has at most 8 signif
     return (uint16_t)(u >> 16);
 }
 
+/* The exponent, 1/scale and scale of every 4-column block of a strip (SMX blocks), as the
+ * general loop in tq_quantize computes them, without its branches and library calls. The
+ * block maximum's exponent field is floor(log2) for a normal maximum; for zero or a subnormal
+ * one (field 0) it gives -127 - emax, clamped to MIN_EXP as floor(log2) <= -127 would be. */
+static void block_scales_4(const float *restrict colmax, const int8_t *restrict colbad,
+                           int64_t nbc, int emax, int8_t *restrict exps, float *restrict inv,
+                           float *restrict scale) {
+    for (int64_t b = 0; b < nbc; b++) {
+        const float *c = colmax + 4 * b;
+        float m01 = c[1] > c[0] ? c[1] : c[0], m23 = c[3] > c[2] ? c[3] : c[2];
+        float amax = m23 > m01 ? m23 : m01;
+        int bad = colbad[4 * b] | colbad[4 * b + 1] | colbad[4 * b + 2] | colbad[4 * b + 3];
+        uint32_t u;
+        memcpy(&u, &amax, 4);
+        /* colmax >= 0: no sign bit. Zero and subnormal maxima (field 0) clamp to MIN_EXP. */
+        int e = (int)(u >> 23) - 127 - emax;
+        e = e < MIN_EXP ? MIN_EXP : (e > MAX_EXP ? MAX_EXP : e);
+        e = bad ? NAN_EXP : e;
+        exps[b] = (int8_t)e;
+        /* bit patterns: 2^-e (0x00400000 is 2^-127, subnormal), 2^e, 0 and NaN for bad */
+        uint32_t inv_bits = e < MAX_EXP ? (uint32_t)(127 - e) << 23 : 0x00400000u;
+        uint32_t scale_bits = (uint32_t)(e + 127) << 23;
+        inv_bits = bad ? 0u : inv_bits;
+        scale_bits = bad ? 0x7fc00000u : scale_bits;
+        float s_inv, s;
+        memcpy(&s_inv, &inv_bits, 4);
+        memcpy(&s, &scale_bits, 4);
+        inv[4 * b] = inv[4 * b + 1] = inv[4 * b + 2] = inv[4 * b + 3] = s_inv;
+        scale[4 * b] = scale[4 * b + 1] = scale[4 * b + 2] = scale[4 * b + 3] = s;
+    }
+}
+
 /* x: R x C row-major (row stride ldx); blocks pr x pc from (0, 0). Outputs, each R x C
  * contiguous and each optional (NULL): elements (int8 if ebytes is 1, else int16), values
  * (FP32), bf16. exps (ceil(R/pr) x ceil(C/pc), int8) is always written. */
@@ -85,29 +117,34 @@ void tq_quantize(const float *x, int64_t R, int64_t C, int64_t ldx, int pr, int 
                     colmax[j] = a > colmax[j] ? a : colmax[j];
                 }
             }
-            for (int64_t bc = 0; bc < nbc; bc++) {
-                int64_t c0 = bc * pc, c1 = c0 + pc < C ? c0 + pc : C;
-                float amax = 0.0f;
-                int bad = 0;
-                for (int64_t j = c0; j < c1; j++) {
-                    amax = colmax[j] > amax ? colmax[j] : amax;
-                    bad |= colbad[j];
-                }
-                int e = MIN_EXP;
-                if (bad) {
-                    e = NAN_EXP;
-                } else if (amax > 0.0f) {
-                    e = floor_log2(amax) - emax;
-                    e = e < MIN_EXP ? MIN_EXP : (e > MAX_EXP ? MAX_EXP : e);
-                }
-                exps[br * nbc + bc] = (int8_t)e;
-                /* 1/scale = 2^-e is exact (subnormal only for e = 127, when |x| >= 2^127);
-                 * a non-finite block gets inv 0 (finite elements -> 0) and scale NaN. */
-                float s_inv = bad ? 0.0f : (e < MAX_EXP ? pow2(-e) : ldexpf(1.0f, -e));
-                float s = bad ? NAN : pow2(e);
-                for (int64_t j = c0; j < c1; j++) {
-                    inv[j] = s_inv;
-                    scale[j] = s;
+            int8_t *erow = exps + br * nbc;
+            if (pc == 4 && C % 4 == 0) {
+                block_scales_4(colmax, colbad, nbc, emax, erow, inv, scale);
+            } else {
+                for (int64_t bc = 0; bc < nbc; bc++) {
+                    int64_t c0 = bc * pc, c1 = c0 + pc < C ? c0 + pc : C;
+                    float amax = 0.0f;
+                    int bad = 0;
+                    for (int64_t j = c0; j < c1; j++) {
+                        amax = colmax[j] > amax ? colmax[j] : amax;
+                        bad |= colbad[j];
+                    }
+                    int e = MIN_EXP;
+                    if (bad) {
+                        e = NAN_EXP;
+                    } else if (amax > 0.0f) {
+                        e = floor_log2(amax) - emax;
+                        e = e < MIN_EXP ? MIN_EXP : (e > MAX_EXP ? MAX_EXP : e);
+                    }
+                    erow[bc] = (int8_t)e;
+                    /* 1/scale = 2^-e is exact (subnormal only for e = 127, when |x| >= 2^127);
+                     * a non-finite block gets inv 0 (finite elements -> 0) and scale NaN. */
+                    float s_inv = bad ? 0.0f : (e < MAX_EXP ? pow2(-e) : ldexpf(1.0f, -e));
+                    float s = bad ? NAN : pow2(e);
+                    for (int64_t j = c0; j < c1; j++) {
+                        inv[j] = s_inv;
+                        scale[j] = s;
+                    }
                 }
             }
             for (int64_t i = r0; i < r1; i++) {

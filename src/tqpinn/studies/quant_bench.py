@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.formats import SMX_INT8, quantize
+from tqpinn.formats import SMX_INT8, SMX_INT12, quantize
 from tqpinn.machine import load_average, machine_info
 from tqpinn.qops import gemm, observe_gemms
 from tqpinn.quant import fastpath
@@ -153,6 +153,53 @@ def forward_product(rows: int = 102_400, width: int = 256, repeats: int = 3) -> 
     }
 
 
+def bf16_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x on an INT12 grid as hi + lo, both exact in bfloat16: hi rounded to 8 significant bits,
+    lo the rest (at most 4 more bits)."""
+    hi = x.to(torch.bfloat16)
+    return hi, (x - hi.float()).to(torch.bfloat16)
+
+
+def int12_products(rows: int = 25_700, width: int = 256, repeats: int = 3) -> dict[str, Any]:
+    """The backward products of smx_paper, dgrad Q12(dY)·Q8(W) and wgrad Q12(dY)ᵀ·Q8(A), as the
+    FP32 matmul on grid values and as two exact bf16 kernel products (INT12 split into hi + lo),
+    interleaved; whether the split equals the matmul bit for bit is recorded too. Only where
+    the bf16 kernel runs (else {"bf16_gemm": False})."""
+    if not fastpath.gemm_available():
+        return {"bf16_gemm": False}
+    g = torch.Generator().manual_seed(0)
+    grad = quantize(torch.randn(rows, width, generator=g) * 1e-3, SMX_INT12)
+    w = quantize(torch.randn(width, width, generator=g) / width**0.5, SMX_INT8)
+    a = quantize(torch.randn(rows, width, generator=g).tanh(), SMX_INT8)
+    hi, lo = bf16_split(grad)
+    hi_t, lo_t = bf16_split(grad.T.contiguous())
+    w_t, a_t = w.T.to(torch.bfloat16), a.T.to(torch.bfloat16)
+
+    def split_dgrad() -> torch.Tensor:
+        return fastpath.gemm_bf16(hi, w_t) + fastpath.gemm_bf16(lo, w_t)
+
+    def split_wgrad() -> torch.Tensor:
+        return fastpath.gemm_bf16(hi_t, a_t) + fastpath.gemm_bf16(lo_t, a_t)
+
+    variants = {
+        "fp32_dgrad": lambda: grad @ w,
+        "split_dgrad": split_dgrad,
+        "fp32_wgrad": lambda: grad.T @ a,
+        "split_wgrad": split_wgrad,
+    }
+    med = medians(interleaved(variants, repeats))
+    return {
+        "bf16_gemm": True,
+        "rows": rows,
+        "width": width,
+        **{f"{k}_s": v for k, v in med.items()},
+        "split_over_fp32_dgrad": med["split_dgrad"] / med["fp32_dgrad"],
+        "split_over_fp32_wgrad": med["split_wgrad"] / med["fp32_wgrad"],
+        "split_equals_fp32": torch.equal(split_dgrad(), grad @ w)
+        and torch.equal(split_wgrad(), grad.T @ a),
+    }
+
+
 def bench_quant(
     configs: dict[str, str] | None = None,
     overrides: Sequence[str] = (),
@@ -173,6 +220,7 @@ def bench_quant(
         "configs": results,
         "fp32_function_overhead": fp32_overhead(overhead_rows, repeats=repeats),
         "forward_product": forward_product(rows=5 * overhead_rows, repeats=repeats),
+        "int12_backward_products": int12_products(rows=5 * overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
             "variants": {v: list(changes) for v, changes in VARIANTS.items()},
