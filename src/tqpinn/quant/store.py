@@ -233,7 +233,11 @@ def _store(
     if op.fmt is None or not t.is_floating_point():
         record(t)
         return t
-    stored = Stored(packed(t, op, transposed, generator), transposed, t.shape)
+    # A saved tensor that requires grad is an activation output, usually the next GEMM's input
+    # (the tanh output): its FP32 values come out of the same pass for that GEMM. Intermediates
+    # a fused function keeps for its own backward (no grad) are only stored.
+    for_product = t.requires_grad and not transposed
+    stored = Stored(packed(t, op, transposed, generator, for_product), transposed, t.shape)
     record(stored.data)
     return stored
 
