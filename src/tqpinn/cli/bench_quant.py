@@ -1,4 +1,5 @@
-"""``tqpinn bench quant``: step time and saved bytes of fp32, mx_int8 and smx_paper training."""
+"""``tqpinn bench quant``: step time and saved bytes of fp32, mx_int8, smx_paper, SMX with DiffQuant
+and the full pipeline."""
 
 from __future__ import annotations
 
