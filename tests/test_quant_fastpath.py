@@ -61,6 +61,40 @@ def test_kernel_quantization_is_the_reference_bit_for_bit(kernel_build, name, sh
         assert torch.equal(unpacked.float().nan_to_num(), bf16.float().nan_to_num())
 
 
+EDGE_BLOCKS = [
+    0.0,  # an all-zero block stays zero
+    1e-40,  # a subnormal block maximum: the exponent clamps to 2^-126
+    3e-39,
+    2.0**-126,  # the smallest normal maximum
+    2.0**-120,
+    2.5,  # a tie at every width: round half to even
+    -(2.0**127),  # scale 2^127 and 1/scale 2^-127, subnormal
+    3.4e38,  # the largest finite values
+    math.inf,  # a non-finite block: NaN scale code
+    -0.0,
+]
+
+
+@pytest.mark.parametrize("name", KERNEL_FORMATS)
+@pytest.mark.parametrize("cols", [40, 42], ids=["4_wide_blocks_tile_the_rows", "partial_blocks"])
+def test_kernel_quantization_of_edge_blocks_is_the_reference(kernel_build, name, cols):
+    """Block maxima at the ends of the exponent range, zero, subnormal and non-finite blocks, on
+    both block loops of the kernel (4-wide blocks that tile the row, and any other)."""
+    fmt = FORMATS[name]
+    x = _data((8, cols), 4) * 1e-3
+    for i, v in enumerate(EDGE_BLOCKS):  # one block each, at varying rows and columns
+        r, c = 4 * (i % 2), 4 * i
+        x[r : r + 4, c : c + 4] *= 0.0
+        x[r + i % 3, c + i % 4] = v
+        x[r + 3, c + 1] = v / 3 if math.isfinite(v) else 1.0
+    p, values, _ = fastpath.quantize_matrix(x, fmt, values=True)
+    ref = pack(x, fmt)
+    assert torch.equal(p.elements, ref.elements) and torch.equal(p.exponents, ref.exponents)
+    want = quantize(x, fmt)
+    assert torch.equal(values.isnan(), want.isnan())
+    assert torch.equal(values.nan_to_num(), want.nan_to_num())
+
+
 @needs_bf16_gemm
 @pytest.mark.parametrize(("m", "n", "k"), [(100, 33, 40), (13, 7, 3), (64, 64, 1), (24, 40, 2000)])
 @pytest.mark.parametrize("layout", ["rows", "transposed"])

@@ -8,20 +8,29 @@ a tiny difference b keeps its relative precision however large a is. Its partial
 come from identities of the same kind, and its backward keeps only a and b: autograd through
 the identity would keep every intermediate (several tensors the size of b per layer, twice the
 saved bytes of a DiffQuant step).
+
+For FP32 CPU tensors the value and the gradients each come from one fused pass per stream
+(tqpinn.quant.fused_difference: the same identities and operations in C); the PyTorch formulas
+here are the reference, and the path for every other dtype and device.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from tqpinn.nn.streams import StreamBundle, StreamModule
+from tqpinn.quant import fused_difference
 
 
 class Activation(StreamModule):
     """Element-wise activation with a cancellation-free difference rule."""
+
+    fused_kind: ClassVar[str | None] = None
+    """Its name in :data:`tqpinn.quant.fused_difference.KINDS`, if it has a fused kernel."""
 
     @abstractmethod
     def evaluate(self, a: torch.Tensor) -> torch.Tensor:
@@ -42,6 +51,20 @@ class Activation(StreamModule):
         """act(a + b) − act(a); a broadcasts against b. First-order differentiable."""
         return _Difference.apply(a, b, self)
 
+    def difference_streams(
+        self, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Difference streams through the activation: a (N, 1, F) the centre pre-activation,
+        odd and even (N, K, F) the pre-activation streams; returns odd' = D₊ − D₋ and even' =
+        D₊ + D₋ with D± = act(a ± δa) − act(a) = difference(a, plus or minus) of the one-sided
+        differences plus = ½(even + odd), minus = ½(even − odd). First-order differentiable;
+        keeps a, plus and minus for backward."""
+        if fused_difference.can_fuse_streams(self.fused_kind, a, odd, even):
+            return _DifferenceStreams.apply(a, odd, even, self)
+        plus, minus = 0.5 * (even + odd), 0.5 * (even - odd)
+        d_plus, d_minus = self.difference(a, plus), self.difference(a, minus)
+        return d_plus - d_minus, d_plus + d_minus
+
     def forward_tensor(self, a: torch.Tensor) -> torch.Tensor:
         return self.evaluate(a)
 
@@ -56,19 +79,50 @@ class _Difference(torch.autograd.Function):
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, act: Activation) -> torch.Tensor:
         ctx.act = act
         ctx.save_for_backward(a, b)
+        if fused_difference.can_fuse(act.fused_kind, a, b):
+            return fused_difference.difference(act.fused_kind, a, b)
         return act.difference_value(a, b)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad[:2]
+        kind = ctx.act.fused_kind
+        if fused_difference.can_fuse(kind, a, b):
+            grad_a, grad_b = fused_difference.difference_backward(kind, a, b, grad, need_a, need_b)
+            return grad_a, grad_b, None
         d_a, d_b = ctx.act.difference_partials(a, b)
-        grad_a = (grad * d_a).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = (grad * d_b).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
+        grad_a = (grad * d_a).sum_to_size(a.shape) if need_a else None
+        grad_b = (grad * d_b).sum_to_size(b.shape) if need_b else None
         return grad_a, grad_b, None
 
 
+class _DifferenceStreams(torch.autograd.Function):
+    """``act.difference_streams`` in one fused pass forward and one backward (FP32 CPU)."""
+
+    @staticmethod
+    def forward(
+        ctx, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor, act: Activation
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        plus, minus, odd_out, even_out = fused_difference.streams(act.fused_kind, a, odd, even)
+        ctx.act = act
+        ctx.save_for_backward(a, plus, minus)  # what the unfused path saves
+        return odd_out, even_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_odd: torch.Tensor, grad_even: torch.Tensor):
+        a, plus, minus = ctx.saved_tensors
+        grad_a, grad_odd_in, grad_even_in = fused_difference.streams_backward(
+            ctx.act.fused_kind, a, plus, minus, grad_odd, grad_even, ctx.needs_input_grad[0]
+        )
+        return grad_a, grad_odd_in, grad_even_in, None
+
+
 class Tanh(Activation):
+    fused_kind = "tanh"
+
     def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.tanh(a)
 
@@ -91,6 +145,8 @@ class Tanh(Activation):
 
 
 class Sin(Activation):
+    fused_kind = "sin"
+
     def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.sin(a)
 

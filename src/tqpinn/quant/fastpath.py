@@ -34,7 +34,10 @@ import torch
 from tqpinn.formats import BlockFormat, PackedTensor
 
 SOURCE = Path(__file__).with_name("kernels.c")
-COMMON_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
+COMMON_FLAGS = (
+    "-O3", "-fPIC", "-shared", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+    "-ffp-contract=off",  # no fused multiply-adds: each operation rounds as PyTorch's does
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,16 @@ def _library(isa: Isa) -> ctypes.CDLL | None:
                                 _ptr, _ptr, _int, _ptr, _ptr]  # fmt: skip
     lib.tq_unpack.argtypes = [_ptr, _int, _ptr, _i64, _i64, _int, _int, _ptr, _ptr]
     lib.tq_set_threads.argtypes = [_int]
-    functions = [lib.tq_quantize, lib.tq_unpack, lib.tq_set_threads]
+    lib.tq_difference.argtypes = [_int, _ptr, _ptr, _i64, _i64, _i64, _int, _ptr]
+    lib.tq_difference_backward.argtypes = [_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _int,
+                                           _ptr, _ptr]  # fmt: skip
+    lib.tq_difference_streams.argtypes = [_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _int,
+                                          _ptr, _ptr, _ptr, _ptr]  # fmt: skip
+    lib.tq_difference_streams_backward.argtypes = [_int, _ptr, _ptr, _ptr, _ptr, _ptr, _i64,
+                                                   _i64, _i64, _int, _ptr, _ptr, _ptr]  # fmt: skip
+    functions = [lib.tq_quantize, lib.tq_unpack, lib.tq_set_threads, lib.tq_difference,
+                 lib.tq_difference_backward, lib.tq_difference_streams,
+                 lib.tq_difference_streams_backward]  # fmt: skip
     if isa.bf16_gemm:
         lib.tq_gemm.argtypes = [_i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64, _i64, _ptr, _i64]
         functions.append(lib.tq_gemm)
@@ -177,7 +189,8 @@ def describe() -> dict[str, str | bool]:
     }
 
 
-def _lib() -> ctypes.CDLL:
+def library() -> ctypes.CDLL:
+    """The active kernel library, set to PyTorch's thread count (call only when available)."""
     lib = _active()[1]
     lib.tq_set_threads(torch.get_num_threads())
     return lib
@@ -228,9 +241,9 @@ def quantize_matrix(
     elements = torch.empty(rows, cols, dtype=torch.int8 if small else torch.int16)
     out_v = torch.empty(rows, cols) if values else None
     out_b = torch.empty(rows, cols, dtype=torch.bfloat16) if bf16 and small else None
-    _lib().tq_quantize(m.data_ptr(), rows, cols, m.stride(0), pr, pc, fmt.emax, fmt.max_element,
-                       exps.data_ptr(), _addr(elements if packed else None), 1 if small else 2,
-                       _addr(out_v), _addr(out_b))  # fmt: skip
+    library().tq_quantize(m.data_ptr(), rows, cols, m.stride(0), pr, pc, fmt.emax, fmt.max_element,
+                          exps.data_ptr(), _addr(elements if packed else None), 1 if small else 2,
+                          _addr(out_v), _addr(out_b))  # fmt: skip
     p = PackedTensor(elements, exps, fmt, m.dtype) if packed else None
     return p, out_v, out_b
 
@@ -267,8 +280,8 @@ def unpack_matrix(
     pr, pc = min(q.fmt.block[0], rows), min(q.fmt.block[1], cols)
     out_v = torch.empty(rows, cols) if values else None
     out_b = torch.empty(rows, cols, dtype=torch.bfloat16) if bf16 and q.fmt.bits <= 8 else None
-    _lib().tq_unpack(q.elements.data_ptr(), q.elements.element_size(), q.exponents.data_ptr(),
-                     rows, cols, pr, pc, _addr(out_v), _addr(out_b))  # fmt: skip
+    library().tq_unpack(q.elements.data_ptr(), q.elements.element_size(), q.exponents.data_ptr(),
+                        rows, cols, pr, pc, _addr(out_v), _addr(out_b))  # fmt: skip
     if transposed:
         return tuple(None if t is None else t.T for t in (out_v, out_b))
     return out_v, out_b
@@ -280,6 +293,6 @@ def gemm_bf16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
     out = torch.empty(m, n)
-    _lib().tq_gemm(m, n, k, a.data_ptr(), *a.stride(), b.data_ptr(), *b.stride(),
-                   out.data_ptr(), out.stride(0))  # fmt: skip
+    library().tq_gemm(m, n, k, a.data_ptr(), *a.stride(), b.data_ptr(), *b.stride(),
+                      out.data_ptr(), out.stride(0))  # fmt: skip
     return out

@@ -39,12 +39,21 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
 
 
 def packed(
-    src: torch.Tensor, op: Operand, transposed: bool, generator: torch.Generator | None
+    src: torch.Tensor,
+    op: Operand,
+    transposed: bool,
+    generator: torch.Generator | None,
+    for_product: bool = False,
 ) -> PackedTensor:
     """pack(as_matrix(src)ᵀ if transposed else as_matrix(src)), cached by the identity of src.
 
     A hit needs the same live tensor object at the same version (no in-place change since).
     Uses the compiled kernel where it applies (same result as :func:`tqpinn.formats.pack`).
+    The form a GEMM reads next comes out of the same pass and waits in _decoded: bfloat16
+    values of every untransposed ≤ 8-bit pack where the bf16 kernel runs (such a pack is
+    usually a forward operand, often first packed when an activation function saves it), FP32
+    values of a ``for_product`` pack where the GEMM is an FP32 matmul (FP32 values of every
+    saved tensor would cost a write of 4 bytes per element for tensors no GEMM reads).
     """
     key = (id(src), transposed, op)
     hit = _cache.get(key)
@@ -53,12 +62,16 @@ def packed(
         return hit[2]
     m = as_matrix(src.detach())
     if fastpath.can_quantize(m, op.fmt, op.rounding):
-        # An untransposed ≤ 8-bit pack is usually a forward operand: its bfloat16 values come
-        # out of the same pass and wait in _decoded for the GEMM.
-        want_bf16 = not transposed and op.fmt.bits <= 8 and fastpath.gemm_available()
-        p, _, bf16 = fastpath.quantize_matrix(m, op.fmt, transposed, bf16=want_bf16)
+        bf16_gemm = op.fmt.bits <= 8 and fastpath.gemm_available()
+        want_bf16 = not transposed and bf16_gemm
+        want_values = for_product and not bf16_gemm
+        p, values_fp32, bf16 = fastpath.quantize_matrix(
+            m, op.fmt, transposed, values=want_values, bf16=want_bf16
+        )
         if bf16 is not None:
             _remember(p, "bf16", bf16)
+        if values_fp32 is not None:
+            _remember(p, "values", values_fp32)
     else:
         p = pack(m.T if transposed else m, op.fmt, op.rounding, generator)
     _cache[key] = (weakref.ref(src, lambda _: _cache.pop(key, None)), src._version, p)
@@ -86,7 +99,7 @@ def operand(
     if op.fmt is None:
         m = as_matrix(src)
         return m.T if transposed else m
-    return packed(src, op, transposed, generator)
+    return packed(src, op, transposed, generator, for_product=True)
 
 
 _decoded: OrderedDict[tuple, tuple[PackedTensor, torch.Tensor]] = OrderedDict()
@@ -220,7 +233,11 @@ def _store(
     if op.fmt is None or not t.is_floating_point():
         record(t)
         return t
-    stored = Stored(packed(t, op, transposed, generator), transposed, t.shape)
+    # A saved tensor that requires grad is an activation output, usually the next GEMM's input
+    # (the tanh output): its FP32 values come out of the same pass for that GEMM. Intermediates
+    # a fused function keeps for its own backward (no grad) are only stored.
+    for_product = t.requires_grad and not transposed
+    stored = Stored(packed(t, op, transposed, generator, for_product), transposed, t.shape)
     record(stored.data)
     return stored
 

@@ -1,8 +1,10 @@
-"""Training-step time and saved-for-backward bytes of fp32, mx_int8 and smx_paper.
+"""Training-step time and saved-for-backward bytes of fp32, mx_int8 and smx_paper, and of SMX
+with DiffQuant through every layer (dense) and the full pipeline (DiffQuant, TT layers, PRS).
 
-Each config is built once per preset (same seed, same weights) and the presets' steps are timed
-in one interleaved loop, so that load from other processes hits them alike; results are ratios
-to the FP32 step measured in the same loop, with the load average before and after.
+Each recipe is built once per variant (same seed) and the variants' steps are timed in one
+interleaved loop, so that load from other processes hits them alike; results are ratios to the
+FP32 step of the same recipe measured in the same loop, with the load average before and after
+and the kernel paths that ran (tqpinn.quant.fastpath.describe).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.formats import SMX_INT8, quantize
+from tqpinn.formats import SMX_INT8, SMX_INT12, quantize
 from tqpinn.machine import load_average, machine_info
 from tqpinn.qops import gemm, observe_gemms
 from tqpinn.quant import fastpath
@@ -26,7 +28,18 @@ from tqpinn.train.loss import pinn_loss
 from tqpinn.train.trainer import build_run, sample_batch, train_step
 
 PRESETS = ("fp32", "mx_int8", "smx_paper")
-SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx"}
+FULL_PIPELINE_TT = "model.tt={layers: [1, 2], ranks: 4, init: xavier, plan: partial, groups: 2}"
+"""The TT layers of the full-pipeline configs (configs/*_smx_se_tt.yaml): both hidden layers."""
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "fp32": ("quant=fp32",),
+    "mx_int8": ("quant=mx_int8",),
+    "smx_paper": ("quant=smx_paper",),
+    "smx_diffquant": ("quant=smx_paper", "estimator.diffquant=full"),
+    "full_pipeline": ("quant=smx_paper", "estimator.diffquant=full", FULL_PIPELINE_TT),
+}
+"""Each timed variant: the changes it makes to a recipe (before the caller's overrides)."""
+SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx", "smx_diffquant": "smx_dq",
+         "full_pipeline": "full"}  # fmt: skip
 CONFIGS = {
     "poisson2d_se": "configs/poisson2d_fp32_se.yaml",
     "heat100d_se": "configs/heat100d_fp32_se.yaml",
@@ -35,7 +48,9 @@ CONFIGS = {
 
 
 def _runs(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    return {p: build_run(load_config(path, [*overrides, f"quant={p}"])) for p in PRESETS}
+    return {
+        v: build_run(load_config(path, [*changes, *overrides])) for v, changes in VARIANTS.items()
+    }
 
 
 def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
@@ -44,9 +59,9 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
         p: saved_bytes(lambda r=r: train_step(r, 0), r.net).as_dict() for p, r in runs.items()
     }
     # saved_bytes took step 0 of every run: the timed steps are 1..repeats, no warm-up round.
-    steps = {p: itertools.count(1) for p in PRESETS}
+    steps = {v: itertools.count(1) for v in VARIANTS}
     times = interleaved(
-        {p: functools.partial(_next_step, run, steps[p]) for p, run in runs.items()},
+        {v: functools.partial(_next_step, run, steps[v]) for v, run in runs.items()},
         repeats,
         warmup=0,
     )
@@ -56,9 +71,8 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
     return {
         "config": str(path),
         "rows_per_step": _rows_per_step(first),
-        **{f"{SHORT[p]}_step_s": median[p] for p in PRESETS},
-        "smx_over_fp32": median["smx_paper"] / median["fp32"],
-        "mx_over_fp32": median["mx_int8"] / median["fp32"],
+        **{f"{SHORT[v]}_step_s": median[v] for v in VARIANTS},
+        **{f"{SHORT[v]}_over_fp32": median[v] / median["fp32"] for v in VARIANTS if v != "fp32"},
         "step_s": times,
         "saved_bytes": memory,
         "saved_ratio": {
@@ -139,13 +153,60 @@ def forward_product(rows: int = 102_400, width: int = 256, repeats: int = 3) -> 
     }
 
 
+def bf16_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x on an INT12 grid as hi + lo, both exact in bfloat16: hi rounded to 8 significant bits,
+    lo the rest (at most 4 more bits)."""
+    hi = x.to(torch.bfloat16)
+    return hi, (x - hi.float()).to(torch.bfloat16)
+
+
+def int12_products(rows: int = 25_700, width: int = 256, repeats: int = 3) -> dict[str, Any]:
+    """The backward products of smx_paper, dgrad Q12(dY)·Q8(W) and wgrad Q12(dY)ᵀ·Q8(A), as the
+    FP32 matmul on grid values and as two exact bf16 kernel products (INT12 split into hi + lo),
+    interleaved; whether the split equals the matmul bit for bit is recorded too. Only where
+    the bf16 kernel runs (else {"bf16_gemm": False})."""
+    if not fastpath.gemm_available():
+        return {"bf16_gemm": False}
+    g = torch.Generator().manual_seed(0)
+    grad = quantize(torch.randn(rows, width, generator=g) * 1e-3, SMX_INT12)
+    w = quantize(torch.randn(width, width, generator=g) / width**0.5, SMX_INT8)
+    a = quantize(torch.randn(rows, width, generator=g).tanh(), SMX_INT8)
+    hi, lo = bf16_split(grad)
+    hi_t, lo_t = bf16_split(grad.T.contiguous())
+    w_t, a_t = w.T.to(torch.bfloat16), a.T.to(torch.bfloat16)
+
+    def split_dgrad() -> torch.Tensor:
+        return fastpath.gemm_bf16(hi, w_t) + fastpath.gemm_bf16(lo, w_t)
+
+    def split_wgrad() -> torch.Tensor:
+        return fastpath.gemm_bf16(hi_t, a_t) + fastpath.gemm_bf16(lo_t, a_t)
+
+    variants = {
+        "fp32_dgrad": lambda: grad @ w,
+        "split_dgrad": split_dgrad,
+        "fp32_wgrad": lambda: grad.T @ a,
+        "split_wgrad": split_wgrad,
+    }
+    med = medians(interleaved(variants, repeats))
+    return {
+        "bf16_gemm": True,
+        "rows": rows,
+        "width": width,
+        **{f"{k}_s": v for k, v in med.items()},
+        "split_over_fp32_dgrad": med["split_dgrad"] / med["fp32_dgrad"],
+        "split_over_fp32_wgrad": med["split_wgrad"] / med["fp32_wgrad"],
+        "split_equals_fp32": torch.equal(split_dgrad(), grad @ w)
+        and torch.equal(split_wgrad(), grad.T @ a),
+    }
+
+
 def bench_quant(
     configs: dict[str, str] | None = None,
     overrides: Sequence[str] = (),
     repeats: int = 3,
     overhead_rows: int = 20_480,
 ) -> dict[str, Any]:
-    """Step times (median of ``repeats``, interleaved) and saved bytes per preset and config;
+    """Step times (median of ``repeats``, interleaved) and saved bytes per variant and config;
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
     configs = CONFIGS if configs is None else configs
     load_before = load_average()
@@ -155,15 +216,19 @@ def bench_quant(
     headline = next(iter(results.values()))
     return {
         **{k: headline[k] for k in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32")},
-        "saved_bytes": {p: headline["saved_bytes"][p]["total"] for p in PRESETS},
+        "saved_bytes": {v: headline["saved_bytes"][v]["total"] for v in VARIANTS},
         "configs": results,
         "fp32_function_overhead": fp32_overhead(overhead_rows, repeats=repeats),
         "forward_product": forward_product(rows=5 * overhead_rows, repeats=repeats),
+        "int12_backward_products": int12_products(rows=5 * overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
+            "variants": {v: list(changes) for v, changes in VARIANTS.items()},
             "overrides": list(overrides),
             "repeats": repeats,
             "fast_path": fastpath.available(),
+            "kernels": fastpath.describe(),
+            "threads": torch.get_num_threads(),
             "machine": machine_info(),
             "loadavg_before": load_before,
             "loadavg_after": load_average(),

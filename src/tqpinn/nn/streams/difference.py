@@ -55,12 +55,8 @@ class DifferenceStreams(StreamBundle):
     def activate(self, activation: Activation) -> DifferenceStreams:
         # act(a ± δa) − act(a) by the activation's cancellation-free difference identity.
         a = self.base.unsqueeze(-2)  # (N, 1, F) broadcasts over the K perturbations
-        plus, minus = self.plus_minus()
-        return DifferenceStreams.from_plus_minus(
-            activation.evaluate(self.base),
-            activation.difference(a, plus),
-            activation.difference(a, minus),
-        )
+        base = activation.evaluate(self.base)
+        return DifferenceStreams(base, *activation.difference_streams(a, self.odd, self.even))
 
     def to_rows(self) -> torch.Tensor:
         """The activations themselves as rows [h(x); h(x+δ); h(x−δ)]: (N + 2·N·K, F)."""
