@@ -9,10 +9,10 @@ import torch
 
 from tqpinn.formats import SMX_INT12, quantize
 from tqpinn.quant import fastpath
-from tqpinn.studies.quant_bench import bench_quant, bf16_split, int12_products
+from tqpinn.studies.quant_bench import Recipe, bench_quant, bf16_split, int12_products
 
 TINY = [
-    "model.widths=[32,32,32]",  # the full pipeline's TT layers are the hidden layers 1 and 2
+    "model.widths=[96,96,96]",  # 96 = 6·4·4: three TT cores, so PRS (groups 2 + 1) is not sequential
     "estimator.pairs=4",
     "train.points.interior=8",
     "train.eval_points=64",
@@ -21,7 +21,9 @@ TINY = [
 
 def test_json_keys_and_memory_ordering():
     result = bench_quant(
-        configs={"poisson": "configs/poisson2d_fp32_se.yaml"},
+        configs={
+            "poisson": Recipe("configs/poisson2d_fp32_se.yaml", "configs/poisson2d_smx_se_tt.yaml")
+        },
         overrides=[*TINY, "train.points.boundary=8"],
         repeats=1,
         overhead_rows=256,

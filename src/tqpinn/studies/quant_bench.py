@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,33 +29,53 @@ from tqpinn.train.loss import pinn_loss
 from tqpinn.train.trainer import build_run, sample_batch, train_step
 
 PRESETS = ("fp32", "mx_int8", "smx_paper")
-FULL_PIPELINE_TT = "model.tt={layers: [1, 2], ranks: 4, init: xavier, plan: partial, groups: 2}"
-"""The TT layers of the full-pipeline configs (configs/*_smx_se_tt.yaml): both hidden layers."""
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "fp32": ("quant=fp32",),
-    "mx_int8": ("quant=mx_int8",),
-    "smx_paper": ("quant=smx_paper",),
-    "smx_diffquant": ("quant=smx_paper", "estimator.diffquant=full"),
-    "full_pipeline": ("quant=smx_paper", "estimator.diffquant=full", FULL_PIPELINE_TT),
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A problem's FP32 Stein recipe file and its full-pipeline file (which extends it)."""
+
+    stein: str
+    pipeline: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A timed variant: the changes it makes to the recipe's Stein file (before the caller's
+    overrides), or the recipe's full-pipeline file as it is."""
+
+    changes: tuple[str, ...] = ()
+    pipeline: bool = False
+
+    def config_file(self, recipe: Recipe) -> Path:
+        return Path(recipe.pipeline if self.pipeline else recipe.stein)
+
+
+VARIANTS: dict[str, Variant] = {
+    "fp32": Variant(("quant=fp32",)),
+    "mx_int8": Variant(("quant=mx_int8",)),
+    "smx_paper": Variant(("quant=smx_paper",)),
+    "smx_diffquant": Variant(("quant=smx_paper", "estimator.diffquant=full")),
+    "full_pipeline": Variant(pipeline=True),  # SMX, DiffQuant full, TT + PRS
 }
-"""Each timed variant: the changes it makes to a recipe (before the caller's overrides)."""
 SHORT = {"fp32": "fp32", "mx_int8": "mx", "smx_paper": "smx", "smx_diffquant": "smx_dq",
          "full_pipeline": "full"}  # fmt: skip
 CONFIGS = {
-    "poisson2d_se": "configs/poisson2d_fp32_se.yaml",
-    "heat100d_se": "configs/heat100d_fp32_se.yaml",
+    "poisson2d_se": Recipe("configs/poisson2d_fp32_se.yaml", "configs/poisson2d_smx_se_tt.yaml"),
+    "heat100d_se": Recipe("configs/heat100d_fp32_se.yaml", "configs/heat100d_smx_se_tt.yaml"),
 }
-"""The Poisson-2D and Heat-100D Stein recipes (PAPER_NOTES.md §7); ``quant`` is overridden."""
+"""The Poisson-2D and Heat-100D Stein recipes (PAPER_NOTES.md §7) and their full pipelines."""
 
 
-def _runs(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
+def _runs(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Any]:
     return {
-        v: build_run(load_config(path, [*changes, *overrides])) for v, changes in VARIANTS.items()
+        name: build_run(load_config(v.config_file(recipe), [*v.changes, *overrides]))
+        for name, v in VARIANTS.items()
     }
 
 
-def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
-    runs = _runs(path, overrides)
+def _bench_config(recipe: Recipe, overrides: Sequence[str], repeats: int) -> dict[str, Any]:
+    runs = _runs(recipe, overrides)
     memory = {
         p: saved_bytes(lambda r=r: train_step(r, 0), r.net).as_dict() for p, r in runs.items()
     }
@@ -69,7 +90,8 @@ def _bench_config(path: Path, overrides: Sequence[str], repeats: int) -> dict[st
     total = {p: m["total"] for p, m in memory.items()}
     first = runs["fp32"]
     return {
-        "config": str(path),
+        "config": recipe.stein,
+        "pipeline_config": recipe.pipeline,
         "rows_per_step": _rows_per_step(first),
         **{f"{SHORT[v]}_step_s": median[v] for v in VARIANTS},
         **{f"{SHORT[v]}_over_fp32": median[v] / median["fp32"] for v in VARIANTS if v != "fp32"},
@@ -201,7 +223,7 @@ def int12_products(rows: int = 25_700, width: int = 256, repeats: int = 3) -> di
 
 
 def bench_quant(
-    configs: dict[str, str] | None = None,
+    configs: dict[str, Recipe] | None = None,
     overrides: Sequence[str] = (),
     repeats: int = 3,
     overhead_rows: int = 20_480,
@@ -210,9 +232,7 @@ def bench_quant(
     the top-level ``*_step_s``, ``smx_over_fp32`` and ``saved_bytes`` are the first config's."""
     configs = CONFIGS if configs is None else configs
     load_before = load_average()
-    results = {
-        name: _bench_config(Path(path), overrides, repeats) for name, path in configs.items()
-    }
+    results = {name: _bench_config(recipe, overrides, repeats) for name, recipe in configs.items()}
     headline = next(iter(results.values()))
     return {
         **{k: headline[k] for k in ("fp32_step_s", "smx_step_s", "mx_step_s", "smx_over_fp32")},
@@ -223,7 +243,10 @@ def bench_quant(
         "int12_backward_products": int12_products(rows=5 * overhead_rows, repeats=repeats),
         "settings": {
             "presets": list(PRESETS),
-            "variants": {v: list(changes) for v, changes in VARIANTS.items()},
+            "variants": {
+                name: "the full-pipeline file" if v.pipeline else list(v.changes)
+                for name, v in VARIANTS.items()
+            },
             "overrides": list(overrides),
             "repeats": repeats,
             "fast_path": fastpath.available(),
