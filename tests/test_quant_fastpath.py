@@ -180,3 +180,31 @@ def test_packing_through_a_quantized_layer_matches_the_reference(kernel_build, m
     monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
     reference = layer()
     assert all(torch.equal(a, b) for a, b in zip(fast, reference, strict=True))
+
+
+def test_the_slow_path_note_names_what_runs_and_why(monkeypatch):
+    monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    note = fastpath.slow_path_note()
+    assert "pytorch reference" in note and fastpath.ENV_DISABLE in note and "\n" not in note
+    monkeypatch.delenv(fastpath.ENV_DISABLE)
+    if fastpath.gemm_available():
+        assert fastpath.slow_path_note() is None
+
+
+def test_a_quantized_run_logs_the_slow_path_once(monkeypatch, tmp_path, capsys):
+    from tqpinn.train.config import config_from_dict
+    from tqpinn.train.trainer import train
+
+    monkeypatch.setenv(fastpath.ENV_DISABLE, "1")
+    tiny = {
+        "model": {"widths": [8]},
+        "estimator": {"name": "stein", "pairs": 2},
+        "train": {"steps": 1, "points": {"interior": 4, "boundary": 4}, "eval_points": 16},
+    }
+    summary = train(
+        config_from_dict({**tiny, "quant": "smx_paper"}), tmp_path / "q", progress_bar=False
+    )
+    assert capsys.readouterr().err.count("note: quantized GEMMs run as") == 1
+    assert summary["kernels"]["quantizer"] == "pytorch reference"
+    train(config_from_dict(tiny), tmp_path / "f", progress_bar=False)
+    assert "note:" not in capsys.readouterr().err

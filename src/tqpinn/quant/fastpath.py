@@ -174,6 +174,19 @@ def gemm_available() -> bool:
     return lib is not None and isa.bf16_gemm
 
 
+def slow_path_note() -> str | None:
+    """One line for a quantized run's log when the fastest path (the bf16 GEMM) does not run
+    here, saying what runs instead and why; None when it runs."""
+    path = describe()
+    if path["fastest_available"]:
+        return None
+    return (
+        f"note: quantized GEMMs run as {path['quantized_gemm']} with the {path['quantizer']} "
+        f"({path['fast_path_reason']}; the bf16 GEMM kernel needs an AVX512-BF16 CPU): exact "
+        "results, slower steps"
+    )
+
+
 def describe() -> dict[str, str | bool]:
     """Which quantizer and GEMM path runs here, and why: for logs and every timing record."""
     isa, reason = chosen_isa()

@@ -17,6 +17,7 @@ import torch
 
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition
+from tqpinn.quant import fastpath
 from tqpinn.train.checkpoint import checkpoint_path, prune_checkpoints
 from tqpinn.train.config import Config
 from tqpinn.train.distributed import SINGLE_PROCESS, Shard, shard_loss, sum_over_ranks
@@ -138,6 +139,9 @@ def _start(run: Run, out_dir: Path, resume: bool, overwrite: bool) -> ResumePoin
         remove_run(out_dir)
     elif main and not resume:
         refuse_fresh_run(out_dir)
+    note = fastpath.slow_path_note() if main and run.spec is not None else None
+    if note is not None:
+        _warn(note)
     return _resume_point(run, out_dir, resume, _warn if main else _quiet)
 
 
@@ -200,6 +204,7 @@ def _summary(run: Run, final: dict[str, float], wall_seconds: float) -> dict[str
         "problem": run.problem.name,
         "estimator": config.estimator.name,
         "quant": config.quant.given,
+        **({} if run.spec is None else {"kernels": fastpath.describe()}),
         "seed": config.seed,
         **run.guard.metrics(),
     }
