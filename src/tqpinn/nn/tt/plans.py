@@ -168,8 +168,8 @@ def plan_cost(
 ) -> PlanCost:
     """Cost of a forward + backward on streams of ``stream_rows`` input rows each.
 
-    One stream is a plain ``forward``; (N, N·K, N·K) are the base, odd and even streams of
-    ``forward_streams``, which merge the cores once and contract each stream.
+    One stream is a plain tensor call; (N, N·K, N·K) are the base, odd and even streams of a
+    DiffQuant bundle, for which the layer merges the cores once and contracts each stream.
     """
     m_f, n_f, r = shape.out_factors, shape.in_factors, shape.ranks
     quantized_merges = plan.merge == "quantized"
