@@ -27,7 +27,9 @@ def test_every_estimator_returns_requested_fields_with_graph(name, n_time):
 
 
 def test_unknown_estimator_lists_the_choices():
-    with pytest.raises(UserError, match=r"unknown estimator 'stien'.*\['autodiff', 'stein', 'stencil', 'taylor'\]"):
+    with pytest.raises(
+        UserError, match=r"unknown estimator 'stien'.*\['autodiff', 'stein', 'stencil', 'taylor'\]"
+    ):
         make_estimator("stien")
 
 
