@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tqpinn.derivatives import DT, GRAD, LAP, Autodiff, Stencil, U
+from tqpinn.derivatives.columns import column_count, derivative_columns
 from tqpinn.nn import MLP
 from tqpinn.nn.precision import apply_quant
 from tqpinn.qops import observe_gemms
@@ -143,3 +144,10 @@ def test_memory_bound_is_below_what_a_step_keeps(quant):
     # Interior (Δu in 3 dimensions): 2·3 + 1 rows a point; boundary (u): one.
     assert terms["activations"] == (32 * 7 + 32) * 32 * stored
     assert terms["perturbations"] == 32 * 6 * 3 * stored
+
+
+def test_column_count_counts_the_columns_without_listing_them():
+    for needs in ({U}, {GRAD}, {LAP}, {DT}, {GRAD, DT}, {U, LAP, DT}):
+        needs = frozenset(needs)
+        assert column_count(needs, 3, 4) == len(derivative_columns(needs, 3, 4))
+    assert column_count(frozenset({LAP}), 10**13, 10**13) == 10**13

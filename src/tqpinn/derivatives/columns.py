@@ -16,6 +16,11 @@ def derivative_columns(needs: frozenset[str], n_space: int, dims: int) -> list[i
     return spatial + time
 
 
+def column_count(needs: frozenset[str], n_space: int, dims: int) -> int:
+    """len(derivative_columns(...)) without listing them (the memory pre-flight sees any size)."""
+    return n_space * bool(needs & {GRAD, LAP}) + (dims - n_space) * (DT in needs)
+
+
 def split_first_order(
     first: torch.Tensor, needs: frozenset[str], n_space: int
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from tqpinn.derivatives.columns import derivative_columns
+from tqpinn.derivatives.columns import column_count
 from tqpinn.derivatives.fields import DT, GRAD, LAP, U
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
@@ -157,7 +157,7 @@ def _rows_per_point(config: Config, problem: Problem, needs: frozenset[str]) -> 
     (module docstring)."""
     estimator = config.estimator
     derivatives = bool(needs & {GRAD, LAP, DT})
-    columns = len(derivative_columns(needs, problem.dim, problem.input_dim))
+    columns = column_count(needs, problem.dim, problem.input_dim)
     if estimator.name == "stein":
         smoothed = U in needs and estimator.value == "smoothed"
         return (2 * estimator.pairs,) * 2 if derivatives or smoothed else (1, 0)
