@@ -16,7 +16,8 @@ from tqpinn.train.config import config_from_dict
 from tqpinn.train.limits import memory_terms
 
 SMX = PRESETS["smx_paper"]
-D3_BOUND = 2.0  # |σ'''| ≤ 2 for tanh (max of 2(1 − t²)(3t² − 1)... at t = 0) and ≤ 1 for sin
+# |σ'''|: tanh''' = 2(1 − t²)(3t² − 1) peaks in magnitude at t = 0 (2); sin''' = −cos (1).
+D3_BOUND = 2.0
 
 
 def rounding_variance(t: torch.Tensor, fmt: BlockFormat) -> torch.Tensor:
