@@ -26,7 +26,11 @@ def test_defaults_are_valid():
         ({"estimator": {"name": "stein", "sigma": 0}}, "'estimator.sigma'"),
         ({"estimator": {"name": "stein", "sigma": -0.1}}, "'estimator.sigma'"),
         ({"estimator": {"name": "stein", "pairs": 0}}, "'estimator.pairs'"),
-        ({"estimator": {"name": "finite"}}, "'autodiff', 'stein'"),
+        ({"estimator": {"name": "finite"}}, "'autodiff', 'stein', 'stencil', 'taylor'"),
+        ({"estimator": {"name": "stencil", "h": 0}}, "'estimator.h'"),
+        ({"estimator": {"name": "stencil", "diffquant": "on"}}, "'estimator.diffquant'"),
+        ({"estimator": {"name": "stencil", "pairs": 8}}, "unknown config key 'estimator.pairs'"),
+        ({"estimator": {"name": "taylor", "h": 0.01}}, "unknown config key 'estimator.h'"),
         ({"model": {"activation": "relu"}}, "'tanh' or 'sin'"),
         ({"model": {"widths": [64, 0]}}, "'model.widths.1'"),
         ([1, 2], "must be a mapping"),
@@ -126,6 +130,14 @@ def test_extends_errors_name_the_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("extends: [1]\n")
     with pytest.raises(UserError, match="'extends' must name a YAML file"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_the_forward_only_estimators_as_the_docs_write_them():
+    taylor = config_from_dict({"estimator": {"name": "taylor"}}).estimator
+    stencil = config_from_dict({"estimator": {"name": "stencil", "h": 0.01, "diffquant": "full"}})
+    assert taylor.name == "taylor"
+    assert (stencil.estimator.h, stencil.estimator.diffquant) == (0.01, "full")
+    assert config_from_dict({"estimator": {"name": "stencil"}}).estimator.h == 0.01
 
 
 def test_diffquant_off_as_the_docs_write_it(tmp_path):

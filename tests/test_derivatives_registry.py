@@ -27,7 +27,9 @@ def test_every_estimator_returns_requested_fields_with_graph(name, n_time):
 
 
 def test_unknown_estimator_lists_the_choices():
-    with pytest.raises(UserError, match=r"unknown estimator 'stien'.*\['autodiff', 'stein'\]"):
+    with pytest.raises(
+        UserError, match=r"unknown estimator 'stien'.*\['autodiff', 'stein', 'stencil', 'taylor'\]"
+    ):
         make_estimator("stien")
 
 
@@ -36,6 +38,8 @@ def test_unknown_option_lists_the_valid_ones():
         make_estimator("stein", sigmaa=0.1)
     with pytest.raises(UserError, match=r"\['sigma'\].*'autodiff'.*'directions_per_pass'"):
         make_estimator("autodiff", sigma=0.1)
+    with pytest.raises(UserError, match=r"\['h'\].*'taylor'.*valid options: \[\]"):
+        make_estimator("taylor", h=0.1)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +57,9 @@ def test_unknown_option_lists_the_valid_ones():
         ("stein", {"value": "mean"}, r"'value' must be one of \['center', 'smoothed'\]"),
         ("stein", {"diffquant": "on"}, r"'diffquant'.*\['full', 'input', 'off'\]"),
         ("autodiff", {"directions_per_pass": 0}, r"'directions_per_pass'.*>= 1, got 0"),
+        ("stencil", {"h": 0.0}, r"'h' must be a finite number > 0, got 0.0"),
+        ("stencil", {"h": float("nan")}, r"'h'.*got nan"),
+        ("stencil", {"diffquant": "on"}, r"'diffquant'.*\['full', 'input', 'off'\]"),
     ],
 )
 def test_bad_option_values_name_the_option(name, options, message):
@@ -65,3 +72,5 @@ def test_valid_options_are_applied():
     assert (est.sigma, est.pairs, est.value, est.diffquant) == (1.0, 3, "smoothed", "full")
     assert isinstance(est.sigma, float)
     assert make_estimator("autodiff", directions_per_pass=4).directions_per_pass == 4
+    stencil = make_estimator("stencil", h=1, diffquant="full")
+    assert (stencil.h, stencil.diffquant) == (1.0, "full") and isinstance(stencil.h, float)

@@ -8,9 +8,13 @@ from tqpinn.derivatives.autodiff import Autodiff
 from tqpinn.derivatives.base import Estimator
 from tqpinn.derivatives.fields import DT, FIELD_NAMES, GRAD, LAP, Fields, U
 from tqpinn.derivatives.stein import Stein
+from tqpinn.derivatives.stencil import Stencil
+from tqpinn.derivatives.taylor import Taylor
 from tqpinn.errors import UserError
 
-ESTIMATORS: dict[str, type[Estimator]] = {"autodiff": Autodiff, "stein": Stein}
+ESTIMATORS: dict[str, type[Estimator]] = {
+    cls.name: cls for cls in (Autodiff, Stein, Stencil, Taylor)
+}
 
 
 def make_estimator(name: str, **options: object) -> Estimator:
@@ -40,6 +44,8 @@ __all__ = [
     "Estimator",
     "Fields",
     "Stein",
+    "Stencil",
+    "Taylor",
     "U",
     "make_estimator",
 ]

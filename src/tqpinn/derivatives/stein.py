@@ -13,18 +13,14 @@ Both are unbiased for the smoothed f; against g itself the bias is O(σ²). The 
 ordinary first-order back-propagation through the forward passes: the loss is linear in the g
 values through these weights.
 
-DiffQuant (docs/diffquant.md): a quantized GEMM that sees x + δ as a value rounds δ away when σ
-is below the format's step. ``diffquant`` chooses how the perturbations reach the output:
-"off" evaluates the stacked rows [x; x+δ; x−δ] as values; "full" hands the network a
-:class:`~tqpinn.nn.streams.DifferenceStreams` bundle (base, odd, even) and carries it through
-every layer (``net(bundle)``), each stream quantized with its own block scales; "input" carries
-it through the first GEMM layer only and continues as values (an ablation).
+DiffQuant (``diffquant``: off, input, full) is how the perturbations reach the output; the
+network is evaluated by :func:`tqpinn.derivatives.pairs.evaluate_pairs`, shared with the stencil.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -33,22 +29,9 @@ from tqpinn.derivatives.autodiff import Network, scalar_output
 from tqpinn.derivatives.base import Estimator
 from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
 from tqpinn.derivatives.options import check_choice, check_positive_float, check_positive_int
-from tqpinn.nn.streams import DifferenceStreams, StreamModule
+from tqpinn.derivatives.pairs import DIFFQUANT_MODES, OFF, Pairs, evaluate_pairs
 
 CENTER, SMOOTHED = "center", "smoothed"
-OFF, INPUT, FULL = "off", "input", "full"
-DIFFQUANT_MODES = (OFF, INPUT, FULL)
-
-
-class _Pairs(NamedTuple):
-    """Network outputs at N centres and their K antithetic pairs.
-
-    base: g(x) (N,), None when not evaluated; odd (N, K); even (N, K), None without base.
-    """
-
-    base: torch.Tensor | None
-    odd: torch.Tensor
-    even: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -106,7 +89,8 @@ class Stein(Estimator):
             return Fields(u=scalar_output(net(x), n) if U in needs else None)
         directions = _Directions((n_all, self.pairs, dims), rows, generator, x)
         z = directions.draw()  # (N, K, D)
-        pairs = self._evaluate(net, x, z, with_base=bool(needs & {U, LAP}))
+        with_base = bool(needs & {U, LAP})
+        pairs = evaluate_pairs(net, x, self.sigma * z, with_base, self.diffquant)
         # Gradient and time derivative share one contraction over all D columns.
         grad_all = _contract(z, pairs.odd, directions) / (2 * self.sigma * self.pairs)
         return Fields(
@@ -116,30 +100,7 @@ class Stein(Estimator):
             dt=grad_all[:, n_space] if DT in needs else None,
         )
 
-    def _evaluate(self, net: Network, x: torch.Tensor, z: torch.Tensor, with_base: bool) -> _Pairs:
-        n, k, dims = z.shape
-        delta = self.sigma * z
-        if self.diffquant != OFF:
-            if not isinstance(net, StreamModule):
-                raise TypeError(
-                    f"diffquant={self.diffquant!r} needs a network that takes stream bundles "
-                    f"(a tqpinn.nn.StreamModule such as tqpinn.nn.MLP); got {type(net).__name__}"
-                )
-            depth = {} if self.diffquant == FULL else {"stream_layers": 1}
-            s = net(DifferenceStreams.from_input(x, delta), **depth)
-            return _Pairs(s.base.reshape(n), s.odd.reshape(n, k), s.even.reshape(n, k))
-        rows = [x] if with_base else []
-        rows += [
-            (x[:, None] + delta).reshape(n * k, dims),
-            (x[:, None] - delta).reshape(n * k, dims),
-        ]
-        g = scalar_output(net(torch.cat(rows)), sum(r.shape[0] for r in rows))
-        base = g[:n] if with_base else None
-        g_plus, g_minus = g[-2 * n * k :].reshape(2, n, k)
-        even = g_plus + g_minus - 2 * base[:, None] if with_base else None
-        return _Pairs(base, g_plus - g_minus, even)
-
-    def _value(self, pairs: _Pairs) -> torch.Tensor:
+    def _value(self, pairs: Pairs) -> torch.Tensor:
         if self.value == CENTER:
             return pairs.base
         return pairs.base + 0.5 * pairs.even.mean(dim=1)

@@ -1,7 +1,7 @@
 """Activations: element-wise maps of a tensor, or of a stream bundle by the bundle's rule.
 
-The primitives a bundle asks for: ``evaluate(a)`` = act(a), and ``difference(a, b)`` for
-difference streams (DiffQuant).
+The primitives a bundle asks for: ``evaluate(a)`` = act(a), ``difference(a, b)`` for
+difference streams (DiffQuant), and ``taylor(a)`` = (act(a), act'(a), act''(a)) for Taylor streams.
 
 ``difference(a, b)`` returns act(a + b) − act(a) by an identity that has no cancellation, so that
 a tiny difference b keeps its relative precision however large a is. Its partial derivatives
@@ -46,6 +46,10 @@ class Activation(StreamModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(∂/∂a, ∂/∂b) of act(a + b) − act(a): act'(a + b) − act'(a) without cancellation,
         and act'(a + b)."""
+
+    @abstractmethod
+    def taylor(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(act(a), act'(a), act''(a)), element-wise, sharing their common work."""
 
     def difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """act(a + b) − act(a); a broadcasts against b. First-order differentiable."""
@@ -126,6 +130,12 @@ class Tanh(Activation):
     def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.tanh(a)
 
+    def taylor(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # tanh' = 1 − t², tanh'' = −2t(1 − t²), all from t = tanh a.
+        t = torch.tanh(a)
+        slope = 1.0 - t.square()
+        return t, slope, -2.0 * t * slope
+
     def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # tanh(a+b) − tanh(a) = tanh(b) sech²(a) / (1 + tanh a · tanh b); sech² rather than
         # 1 − tanh²a, which cancels for large |a|.
@@ -149,6 +159,10 @@ class Sin(Activation):
 
     def evaluate(self, a: torch.Tensor) -> torch.Tensor:
         return torch.sin(a)
+
+    def taylor(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = torch.sin(a)
+        return s, torch.cos(a), -s
 
     def difference_value(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # sin(a+b) − sin(a) = 2 cos(a + b/2) sin(b/2)

@@ -115,7 +115,21 @@ class SteinConfig(Strict):
     "input" through the first layer only (an ablation)."""
 
 
-EstimatorConfig = Annotated[AutodiffConfig | SteinConfig, Field(discriminator="name")]
+class StencilConfig(Strict):
+    name: Literal["stencil"] = "stencil"
+    h: PositiveFloat = 0.01
+    """Central-difference step along each needed input column (input units)."""
+    diffquant: Annotated[Literal["off", "input", "full"], OffIfFalse] = "off"
+    """As Stein's: how the differences x ± h·e_i reach the output (docs/diffquant.md)."""
+
+
+class TaylorConfig(Strict):
+    name: Literal["taylor"] = "taylor"
+
+
+EstimatorConfig = Annotated[
+    AutodiffConfig | SteinConfig | StencilConfig | TaylorConfig, Field(discriminator="name")
+]
 
 
 class TrainConfig(Strict):

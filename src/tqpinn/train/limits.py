@@ -1,17 +1,21 @@
 """Refuse a run that cannot fit in memory, before anything is allocated.
 
 A lower bound on the memory of one training process, in bytes (D input columns, P parameters,
-N_c points of condition c on this rank, K Stein pairs, W = Σ hidden widths):
+N_c points of condition c on this rank, K Stein pairs, C_c input columns whose derivatives
+condition c needs, W = Σ hidden widths):
 
     16·P                     parameters, gradients and Adam's two moments, FP32
   + Σ_c R_c · W · s          hidden activations kept for backward: R_c = 2K·N_c rows where
-                             Stein evaluates x ± δ (derivatives, or a smoothed value), d·N_c
-                             for an autodiff Laplacian in d dimensions (each direction's
-                             second-order pass keeps its own graph), else N_c; s = 4 B, or
-                             the stored width of the fwd.input format when activations are
-                             stored packed
-  + Σ_c 2K · N_c · D · s     the perturbed inputs x ± δ of those conditions (or DiffQuant's
-                             two difference streams), kept by the first layer for backward
+                             Stein evaluates x ± δ (derivatives, or a smoothed value);
+                             (2C_c + 1)·N_c for the stencil's x and x ± h·e_i; (1 + C_c + 1)·N_c
+                             for Taylor streams (value, C_c first-order terms, the collapsed
+                             second-order term when Δu is needed; 1 + C_c without); d·N_c for
+                             an autodiff Laplacian in d dimensions (each direction's second-order
+                             pass keeps its own graph); else N_c; s = 4 B, or the stored width
+                             of the fwd.input format when activations are stored packed
+  + Σ_c E_c · N_c · D · s    the extra input rows kept by the first layer for backward: Stein's
+                             E_c = 2K perturbed inputs x ± δ (or DiffQuant's two difference
+                             streams), the stencil's 2C_c, Taylor's C_c (+ 1 with Δu) streams
   + T · D · 4                the fixed test set of T points
 
 Every term is a tensor that must exist at the step's peak, so a run whose bound exceeds the
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from tqpinn.derivatives.columns import column_count
 from tqpinn.derivatives.fields import DT, GRAD, LAP, U
 from tqpinn.errors import UserError
 from tqpinn.pdes.base import Condition, Problem
@@ -115,21 +120,16 @@ def data_terms(
     stored = 4.0
     if spec is not None and spec.store_activations and spec.fwd_input.fmt is not None:
         stored = spec.fwd_input.fmt.bits / 8
-    rows = perturbed = 0.0  # network rows of a step; points whose pairs are drawn
+    rows = extra_inputs = 0.0  # network rows of a step; input rows beyond the points
     for cond in conditions:
         points = cond.points * rows_share
         needs = problem.network_needs(cond.needs)
-        if _perturbed(config, needs):
-            perturbed += points
-            rows += 2 * config.estimator.pairs * points
-        elif config.estimator.name == "autodiff" and LAP in needs:
-            rows += problem.dim * points  # one second-order graph per direction
-        else:
-            rows += points
-    pairs = config.estimator.pairs if perturbed else 0
+        cond_rows, cond_extra = _rows_per_point(config, problem, needs)
+        rows += cond_rows * points
+        extra_inputs += cond_extra * points
     test_points = config.train.eval_points or problem.test_size
     largest = max(conditions, key=lambda c: c.points).name
-    per_step = f"train.points.{largest}" + (" x estimator.pairs" if pairs else "")
+    per_step = f"train.points.{largest}" + ROWS_KEYS.get(config.estimator.name, "")
     dim_key = _dim_key(problem)
     return [
         MemoryTerm(
@@ -137,20 +137,38 @@ def data_terms(
             rows * sum(config.model.widths) * stored,
             f"{per_step} x model.widths={config.model.widths}: {rows:.3g} rows",
         ),
-        MemoryTerm(
-            "perturbations", 2 * perturbed * pairs * dims * stored, f"{per_step} x {dim_key}"
-        ),
+        MemoryTerm("perturbations", extra_inputs * dims * stored, f"{per_step} x {dim_key}"),
         MemoryTerm(
             "test set", test_points * dims * 4.0, f"train.eval_points={test_points} x {dim_key}"
         ),
     ]
 
 
-def _perturbed(config: Config, needs: frozenset[str]) -> bool:
-    """Whether Stein evaluates the network at x ± δ for a condition needing ``needs``."""
-    if config.estimator.name != "stein":
-        return False
-    return bool(needs & {GRAD, LAP, DT}) or (U in needs and config.estimator.value == "smoothed")
+ROWS_KEYS = {
+    "stein": " x estimator.pairs",
+    "stencil": " x input columns",
+    "taylor": " x input columns",
+}
+"""What multiplies the points in the rows of a step, by estimator (autodiff: nothing)."""
+
+
+def _rows_per_point(config: Config, problem: Problem, needs: frozenset[str]) -> tuple[int, int]:
+    """(network rows, extra input rows) per point of a condition whose network needs ``needs``
+    (module docstring)."""
+    estimator = config.estimator
+    derivatives = bool(needs & {GRAD, LAP, DT})
+    columns = column_count(needs, problem.dim, problem.input_dim)
+    if estimator.name == "stein":
+        smoothed = U in needs and estimator.value == "smoothed"
+        return (2 * estimator.pairs,) * 2 if derivatives or smoothed else (1, 0)
+    if estimator.name == "stencil" and derivatives:
+        return 2 * columns + 1, 2 * columns
+    if estimator.name == "taylor" and derivatives:
+        second = int(LAP in needs)
+        return 1 + columns + second, columns + second
+    if estimator.name == "autodiff" and LAP in needs:
+        return problem.dim, 0  # one second-order graph per direction
+    return 1, 0
 
 
 def _dim_key(problem: Problem) -> str:
