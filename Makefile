@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tqpinn train --config configs/default.yaml --out runs/default
+	# --overwrite: each `make run` replaces the previous demo run (a plain train refuses a used directory)
+	$(BIN)/tqpinn train --config configs/default.yaml --out runs/default --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
