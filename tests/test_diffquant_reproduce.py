@@ -13,10 +13,17 @@ from tqpinn.studies.reproduce import BUDGETS, PROBLEMS, VARIANTS, reproduce, var
 from tqpinn.studies.reproduce.runner import train_or_reuse
 from tqpinn.train.checkpoint import list_checkpoints
 from tqpinn.train.config import config_from_dict, load_config
+from tqpinn.train.run import build_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-TINY_VARIANTS = ["fp32_se_dense", "smx_se_naive", "full_pipeline"]
+TINY_VARIANTS = [
+    "fp32_se_dense",
+    "smx_se_naive",
+    "full_pipeline",
+    "full_pipeline_taylor",
+    "full_pipeline_stencil",
+]
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -30,16 +37,44 @@ def test_every_variant_of_every_recipe_is_a_valid_config(budget, problem):
         # One budget per problem: every variant trains the same problem, steps and points.
         assert (c.problem, c.train, c.model.widths) == (ref.problem, ref.train, ref.model.widths)
         assert c.quant == v.quant
-        assert c.estimator.name == v.estimator
-        if v.estimator == "stein":
+        # The variant's estimator section, and for Stein the pipeline's sigma and pairs.
+        assert v.estimator.items() <= c.estimator.model_dump().items()
+        if c.estimator.name == "stein":
             assert (c.estimator.sigma, c.estimator.pairs) == (0.01, ref.estimator.pairs)
-            assert c.estimator.diffquant == v.diffquant
         assert (c.model.tt is None) == (v.tt_plan is None)
         if c.model.tt is not None:
             assert c.model.tt.plan == v.tt_plan
             assert (c.model.tt.layers, c.model.tt.ranks) == (pipeline_tt.layers, pipeline_tt.ranks)
             assert c.model.tt.groups == (pipeline_tt.groups if v.tt_plan == "partial" else None)
     assert pipeline_tt.plan == "partial"
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_every_variant_of_every_recipe_builds_a_run(budget, problem):
+    for key, config in variant_configs(budget, problem).items():
+        data = config.to_dict()
+        data["train"]["eval_points"] = 8  # the test set is not what is checked here
+        run = build_run(config_from_dict(data))
+        assert run.n_params > 0, key
+        assert run.setup.estimator.name == config.estimator.name, key
+
+
+NEW_ESTIMATOR_ROWS = {
+    "full_pipeline_taylor": {"name": "taylor"},
+    "full_pipeline_stencil": {"name": "stencil", "h": 0.01, "diffquant": "full"},
+}
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_estimator_rows_change_only_the_full_pipelines_estimator(budget, problem):
+    configs = variant_configs(budget, problem)
+    pipeline = configs["full_pipeline"].to_dict()
+    for key, estimator in NEW_ESTIMATOR_ROWS.items():
+        row = configs[key].to_dict()
+        assert row["estimator"] == estimator
+        assert {**row, "estimator": None} == {**pipeline, "estimator": None}
 
 
 def tiny_configs(directory: Path) -> Path:
@@ -92,6 +127,8 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
         ("reuse", "fp32_se_dense"),
         ("reuse", "smx_se_naive"),
         ("resume", "full_pipeline"),
+        ("reuse", "full_pipeline_taylor"),
+        ("reuse", "full_pipeline_stencil"),
     ]
     again = second["problems"]["poisson2d"]["variants"]
     # The trainer's resume is bit-identical: same final errors as the uninterrupted run.
