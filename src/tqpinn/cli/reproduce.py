@@ -25,7 +25,7 @@ def reproduce_command(
         str, typer.Option(help="quick (minutes) or paper (prior recipes).")
     ] = "quick",
     variants: Annotated[
-        list[str] | None, typer.Option(help="Variant keys to run (default: all eight).")
+        list[str] | None, typer.Option(help="Variant keys to run (default: all ten).")
     ] = None,
     timing_rounds: Annotated[int, typer.Option(help="Interleaved timed steps per variant.")] = 3,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
