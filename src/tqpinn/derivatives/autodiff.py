@@ -13,24 +13,14 @@ times. A middle value is fastest on CPU (docs/estimators.md has the measurements
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from tqpinn.derivatives.base import Estimator
-from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
+from tqpinn.derivatives.base import Estimator, Network, scalar_output
+from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U
 from tqpinn.derivatives.options import check_positive_int
-
-Network = Callable[[torch.Tensor], torch.Tensor]
-
-
-def scalar_output(y: torch.Tensor, rows: int) -> torch.Tensor:
-    """A network output of shape (rows, 1) or (rows,) as (rows,)."""
-    if y.shape not in {(rows, 1), (rows,)}:
-        raise ValueError(f"the network must map (N, D) to (N, 1); got output {tuple(y.shape)}")
-    return y.reshape(rows)
 
 
 @dataclass(frozen=True)
@@ -46,18 +36,15 @@ class Autodiff(Estimator):
     def __post_init__(self) -> None:
         check_positive_int("directions_per_pass", self.directions_per_pass)
 
-    def fields(
+    def estimated_fields(
         self,
         net: Network,
         x: torch.Tensor,
         needs: frozenset[str],
         n_space: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None,
     ) -> Fields:
         n, dims = x.shape
-        check_needs(needs, dims - n_space)
-        if not needs & {GRAD, LAP, DT}:
-            return Fields(u=scalar_output(net(x), n) if U in needs else None)
         # Under no_grad (evaluation) the input derivatives still need a graph; the parameters'
         # graph is kept only when the caller records one.
         keep_graph = torch.is_grad_enabled()

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from tqpinn.derivatives.autodiff import Network, scalar_output
+from tqpinn.derivatives.base import Network, scalar_output
 from tqpinn.derivatives.streamed import require_stream_module
 from tqpinn.nn.streams import DifferenceStreams
 

@@ -25,8 +25,7 @@ from typing import ClassVar
 import torch
 from torch.autograd.function import once_differentiable
 
-from tqpinn.derivatives.autodiff import Network, scalar_output
-from tqpinn.derivatives.base import Estimator
+from tqpinn.derivatives.base import Estimator, Network, scalar_output
 from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
 from tqpinn.derivatives.options import check_choice, check_positive_float, check_positive_int
 from tqpinn.derivatives.pairs import DIFFQUANT_MODES, OFF, Pairs, evaluate_pairs
@@ -59,13 +58,17 @@ class Stein(Estimator):
         check_choice("value", self.value, (CENTER, SMOOTHED))
         check_choice("diffquant", self.diffquant, DIFFQUANT_MODES)
 
-    def fields(
+    def one_forward_suffices(self, needs: frozenset[str]) -> bool:
+        # A smoothed value is itself a Monte-Carlo estimate over the pairs.
+        return super().one_forward_suffices(needs) and (U not in needs or self.value == CENTER)
+
+    def estimated_fields(
         self,
         net: Network,
         x: torch.Tensor,
         needs: frozenset[str],
         n_space: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None,
     ) -> Fields:
         return self.fields_of_rows(net, x, slice(None), needs, n_space, generator)
 
@@ -84,8 +87,7 @@ class Stein(Estimator):
         x = x[rows]
         n, dims = x.shape
         check_needs(needs, dims - n_space)
-        derivatives = needs & {GRAD, LAP, DT}
-        if not derivatives and (U not in needs or self.value == CENTER):
+        if self.one_forward_suffices(needs):
             return Fields(u=scalar_output(net(x), n) if U in needs else None)
         directions = _Directions((n_all, self.pairs, dims), rows, generator, x)
         z = directions.draw()  # (N, K, D)

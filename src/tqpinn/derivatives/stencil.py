@@ -19,10 +19,9 @@ from typing import ClassVar
 
 import torch
 
-from tqpinn.derivatives.autodiff import Network, scalar_output
-from tqpinn.derivatives.base import Estimator
+from tqpinn.derivatives.base import Estimator, Network
 from tqpinn.derivatives.columns import axes, derivative_columns, split_first_order
-from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
+from tqpinn.derivatives.fields import LAP, Fields, U
 from tqpinn.derivatives.options import check_choice, check_positive_float
 from tqpinn.derivatives.pairs import DIFFQUANT_MODES, OFF, evaluate_pairs
 
@@ -42,18 +41,15 @@ class Stencil(Estimator):
         object.__setattr__(self, "h", check_positive_float("h", self.h))
         check_choice("diffquant", self.diffquant, DIFFQUANT_MODES)
 
-    def fields(
+    def estimated_fields(
         self,
         net: Network,
         x: torch.Tensor,
         needs: frozenset[str],
         n_space: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None,
     ) -> Fields:
         n, dims = x.shape
-        check_needs(needs, dims - n_space)
-        if not needs & {GRAD, LAP, DT}:
-            return Fields(u=scalar_output(net(x), n) if U in needs else None)
         columns = derivative_columns(needs, n_space, dims)
         delta = (self.h * axes(columns, dims, x)).expand(n, len(columns), dims).contiguous()
         pairs = evaluate_pairs(net, x, delta, bool(needs & {U, LAP}), self.diffquant)

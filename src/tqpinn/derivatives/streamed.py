@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tqpinn.derivatives.autodiff import Network
+from tqpinn.derivatives.base import Network
 from tqpinn.nn.streams import StreamModule
 
 

@@ -15,10 +15,9 @@ from typing import ClassVar
 
 import torch
 
-from tqpinn.derivatives.autodiff import Network, scalar_output
-from tqpinn.derivatives.base import Estimator
+from tqpinn.derivatives.base import Estimator, Network, scalar_output
 from tqpinn.derivatives.columns import derivative_columns, split_first_order
-from tqpinn.derivatives.fields import DT, GRAD, LAP, Fields, U, check_needs
+from tqpinn.derivatives.fields import LAP, Fields, U
 from tqpinn.derivatives.streamed import require_stream_module
 from tqpinn.nn.streams import TaylorStreams
 
@@ -29,18 +28,15 @@ class Taylor(Estimator):
 
     name: ClassVar[str] = "taylor"
 
-    def fields(
+    def estimated_fields(
         self,
         net: Network,
         x: torch.Tensor,
         needs: frozenset[str],
         n_space: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None,
     ) -> Fields:
         n, dims = x.shape
-        check_needs(needs, dims - n_space)
-        if not needs & {GRAD, LAP, DT}:
-            return Fields(u=scalar_output(net(x), n) if U in needs else None)
         net = require_stream_module(net, "the taylor estimator")
         columns = derivative_columns(needs, n_space, dims)
         n_laplacian = n_space if LAP in needs else 0

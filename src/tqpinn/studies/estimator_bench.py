@@ -47,7 +47,7 @@ class FuncJvpLaplacian(Estimator):
 
     name = "torch.func"
 
-    def fields(self, net, x, needs, n_space, generator=None) -> Fields:
+    def estimated_fields(self, net, x, needs, n_space, generator) -> Fields:
         from torch.func import grad, jvp, vmap
 
         def u_one(xi: torch.Tensor) -> torch.Tensor:
