@@ -19,23 +19,11 @@ import torch
 from tqpinn.nn import ACTIVATIONS
 from tqpinn.quant import fastpath, fused_difference
 
-RUNNABLE = {isa.name for isa in fastpath.runnable_isas()}
 U = 2.0**-24
 LIB_ULPS = 4
 """Accuracy of the C library's single-precision elementary functions, in ulps (glibc's vector
 math library guarantees 4; its scalar functions and SLEEF's u10 variants are within 1)."""
 RELATIVE = {"tanh": (7 * LIB_ULPS + 5) * U, "sin": (4 * LIB_ULPS + 2) * U}
-
-
-@pytest.fixture(params=[isa.name for isa in fastpath.ISAS])
-def kernel_build(request, monkeypatch):
-    """Each kernel build in turn (the name is in the test id), skipped where it cannot run."""
-    if request.param not in RUNNABLE:
-        pytest.skip(f"this CPU cannot run the {request.param} build")
-    monkeypatch.setenv(fastpath.ENV_ISA, request.param)
-    if not fastpath.available():
-        pytest.skip(f"the {request.param} build did not compile (no C compiler?)")
-    return request.param
 
 
 def _operands(scale: float, broadcast: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

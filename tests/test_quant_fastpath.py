@@ -16,17 +16,6 @@ from tqpinn.quant import PRESETS, fastpath
 RUNNABLE = {isa.name for isa in fastpath.runnable_isas()}
 
 
-@pytest.fixture(params=[isa.name for isa in fastpath.ISAS])
-def kernel_build(request, monkeypatch):
-    """Each kernel build in turn (the name is in the test id), skipped where it cannot run."""
-    if request.param not in RUNNABLE:
-        pytest.skip(f"this CPU cannot run the {request.param} build")
-    monkeypatch.setenv(fastpath.ENV_ISA, request.param)
-    if not fastpath.available():
-        pytest.skip(f"the {request.param} build did not compile (no C compiler?)")
-    return request.param
-
-
 needs_bf16_gemm = pytest.mark.skipif(
     not fastpath.gemm_available(), reason="the bf16 GEMM needs AVX512-BF16"
 )
