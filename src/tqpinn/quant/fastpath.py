@@ -95,12 +95,17 @@ def runnable_isas() -> list[Isa]:
 
 def chosen_isa() -> tuple[Isa | None, str]:
     """The build to use and why (the reason names what is missing when there is none)."""
-    if os.environ.get(ENV_DISABLE, "") not in ("", "0"):
+    return _choose(os.environ.get(ENV_DISABLE, ""), os.environ.get(ENV_ISA, ""))
+
+
+@functools.cache
+def _choose(disable: str, forced: str) -> tuple[Isa | None, str]:
+    # Cached per setting of the two variables: every quantized operand asks, several times.
+    if disable not in ("", "0"):
         return None, f"{ENV_DISABLE} is set"
     runnable = runnable_isas()
     if not runnable:
         return None, f"no kernel build for {platform.machine()}"
-    forced = os.environ.get(ENV_ISA, "")
     if not forced:
         return runnable[0], "best build for this CPU"
     if forced not in ISAS_BY_NAME:
