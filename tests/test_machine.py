@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tqpinn.machine import SPEED_FLAGS, cpu_info, machine_info, parse_cpuinfo
+from tqpinn.machine import SPEED_FLAGS, all_flags, cpu_flags, cpu_info, machine_info, parse_cpuinfo
 
 X86 = """\
 processor\t: 0
@@ -60,3 +60,12 @@ def test_machine_info_fields():
     assert set(info["cpu_flags"]) <= set(SPEED_FLAGS)
     assert info["torch_threads"] >= 1
     assert len(info["loadavg"]) in (0, 3)
+
+
+def test_all_flags_keeps_every_flag_the_kernel_builds_need(tmp_path):
+    assert {"avx512vl", "sse2", "amx_int8"} <= all_flags(X86)  # beyond SPEED_FLAGS
+    assert "avx512v" not in all_flags(X86)
+    assert {"fp", "asimd", "atomics"} <= all_flags(ARM)
+    (tmp_path / "cpuinfo").write_text(ARM)
+    assert cpu_flags(tmp_path / "cpuinfo") == all_flags(ARM)
+    assert cpu_flags(tmp_path / "missing") == frozenset()

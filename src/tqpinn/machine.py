@@ -46,18 +46,27 @@ def parse_cpuinfo(text: str, fallback_model: str = "") -> CpuInfo:
     """The CPU model and speed flags of a /proc/cpuinfo text (the first CPU's model; flags of
     any CPU). ``fallback_model`` when no line names the model."""
     models: dict[str, str] = {}
-    present: set[str] = set()
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if not sep:
-            continue
+    for key, value in _fields(text):
         if key in MODEL_KEYS and not value.isdigit():
             models.setdefault(key, value)
-        elif key in FLAG_KEYS:
-            present.update(value.split())
     model = next((models[k] for k in MODEL_KEYS if models.get(k)), fallback_model)
+    present = all_flags(text)
     return CpuInfo(model, tuple(f for f in SPEED_FLAGS if f in present))
+
+
+def all_flags(text: str) -> frozenset[str]:
+    """Every feature flag a /proc/cpuinfo text lists (any CPU)."""
+    return frozenset(f for key, value in _fields(text) if key in FLAG_KEYS for f in value.split())
+
+
+def _fields(text: str) -> list[tuple[str, str]]:
+    """The (lower-case key, value) pairs of a cpuinfo text."""
+    pairs = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            pairs.append((key.strip().lower(), value.strip()))
+    return pairs
 
 
 def cpu_info(path: Path = CPUINFO) -> CpuInfo:
@@ -69,6 +78,14 @@ def cpu_info(path: Path = CPUINFO) -> CpuInfo:
     except OSError:
         return CpuInfo(fallback, ())
     return parse_cpuinfo(text, fallback)
+
+
+def cpu_flags(path: Path = CPUINFO) -> frozenset[str]:
+    """Every feature flag of this CPU; empty where ``path`` cannot be read (not Linux)."""
+    try:
+        return all_flags(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return frozenset()
 
 
 def load_average() -> list[float]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from tqpinn import machine
 from tqpinn.formats import BlockFormat, PackedTensor
 
 SOURCE = Path(__file__).with_name("kernels.c")
@@ -75,16 +76,8 @@ _i64, _ptr, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
 
 @functools.cache
 def cpu_flags() -> frozenset[str]:
-    """The feature flags of this CPU (/proc/cpuinfo; empty where it cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+    """The feature flags of this CPU (read once)."""
+    return machine.cpu_flags()
 
 
 def runnable_isas() -> list[Isa]:
