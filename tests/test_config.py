@@ -26,6 +26,7 @@ def test_defaults_are_valid():
         ({"estimator": {"name": "stein", "sigma": 0}}, "'estimator.sigma'"),
         ({"estimator": {"name": "stein", "sigma": -0.1}}, "'estimator.sigma'"),
         ({"estimator": {"name": "stein", "pairs": 0}}, "'estimator.pairs'"),
+        ({"estimator": {"name": "stein", "directions": "gpu"}}, "'cpu' or 'device'"),
         ({"estimator": {"name": "finite"}}, "'autodiff', 'stein', 'stencil', 'taylor'"),
         ({"estimator": {"name": "stencil", "h": 0}}, "'estimator.h'"),
         ({"estimator": {"name": "stencil", "diffquant": "on"}}, "'estimator.diffquant'"),

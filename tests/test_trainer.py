@@ -30,6 +30,7 @@ TINY = {
 ESTIMATORS = {
     "autodiff": {"name": "autodiff"},
     "stein": {"name": "stein", "sigma": 0.05, "pairs": 8},
+    "stein_device": {"name": "stein", "sigma": 0.05, "pairs": 8, "directions": "device"},
 }
 # Stochastic rounding of every gradient: resuming must restore the rounding generator too.
 STOCHASTIC = {
@@ -81,8 +82,8 @@ def test_outputs_follow_the_contract(tmp_path):
 
 @pytest.mark.parametrize(
     ("estimator", "quant"),
-    [("autodiff", "fp32"), ("stein", "fp32"), ("stein", STOCHASTIC)],
-    ids=["autodiff", "stein", "stein-stochastic-rounding"],
+    [("autodiff", "fp32"), ("stein", "fp32"), ("stein", STOCHASTIC), ("stein_device", "fp32")],
+    ids=["autodiff", "stein", "stein-stochastic-rounding", "stein-directions-on-device"],
 )
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch, estimator, quant):
     cfg = tiny_config(estimator, quant)
@@ -109,6 +110,23 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch, est
         json.loads(r)["step"] for r in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
+
+
+def test_directions_on_the_device_come_from_a_generator_of_their_own(tmp_path):
+    """Same seed, same collocation points; only Stein's directions differ between the modes,
+    so the very first loss differs, while two device-mode runs agree bit for bit."""
+
+    def first_losses(estimator: str, name: str) -> list[float]:
+        trainer.train(
+            tiny_config(estimator, steps=2, log_every=1), tmp_path / name, progress_bar=False
+        )
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(r)["loss_interior"] for r in lines]
+
+    on_cpu = first_losses("stein", "cpu")
+    on_device = first_losses("stein_device", "device")
+    assert on_device == first_losses("stein_device", "device_again")
+    assert on_device[0] != on_cpu[0]
 
 
 def test_resume_refuses_a_different_config(tmp_path):

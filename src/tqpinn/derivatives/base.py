@@ -49,6 +49,12 @@ class Estimator(ABC):
             return Fields(u=scalar_output(net(x), n) if U in needs else None)
         return self.estimated_fields(net, x, needs, n_space, generator)
 
+    @property
+    def draws_on_device(self) -> bool:
+        """Whether the trainer should hand :meth:`fields` a generator on the run's device
+        (instead of its CPU sampling generator). Only an estimator that draws says yes."""
+        return False
+
     def one_forward_suffices(self, needs: frozenset[str]) -> bool:
         """Whether ``needs`` asks for nothing but the network's value at the points."""
         return not needs & DERIVATIVES

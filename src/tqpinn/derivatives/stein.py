@@ -31,6 +31,8 @@ from tqpinn.derivatives.options import check_choice, check_positive_float, check
 from tqpinn.derivatives.pairs import DIFFQUANT_MODES, OFF, Pairs, evaluate_pairs
 
 CENTER, SMOOTHED = "center", "smoothed"
+ON_CPU, ON_DEVICE = "cpu", "device"
+DIRECTION_PLACES = (ON_CPU, ON_DEVICE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Stein(Estimator):
     "input" calls ``net(bundle, stream_layers=1)``: streams through the first GEMM layer only.
     Both need a network that takes stream bundles (a :class:`~tqpinn.nn.streams.StreamModule`
     such as :class:`tqpinn.nn.MLP`).
+    directions: where the trainer draws z: "cpu" (from the run's sampling generator, so that
+    CPU and GPU runs of one config draw the same directions) or "device" (from a generator of
+    its own on the run's device, seeded by the run: no host-to-device copy of N·K·D numbers per
+    step). The estimator itself draws from whichever generator it is given.
     """
 
     name: ClassVar[str] = "stein"
@@ -51,12 +57,18 @@ class Stein(Estimator):
     pairs: int = 512
     value: str = CENTER
     diffquant: str = OFF
+    directions: str = ON_CPU
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", check_positive_float("sigma", self.sigma))
         check_positive_int("pairs", self.pairs)
         check_choice("value", self.value, (CENTER, SMOOTHED))
         check_choice("diffquant", self.diffquant, DIFFQUANT_MODES)
+        check_choice("directions", self.directions, DIRECTION_PLACES)
+
+    @property
+    def draws_on_device(self) -> bool:
+        return self.directions == ON_DEVICE
 
     def one_forward_suffices(self, needs: frozenset[str]) -> bool:
         # A smoothed value is itself a Monte-Carlo estimate over the pairs.

@@ -113,6 +113,10 @@ class SteinConfig(Strict):
     """DiffQuant (docs/diffquant.md): "off" evaluates x ± δ as values; "full" carries the
     perturbation differences through every layer, each quantized with its own block scales;
     "input" through the first layer only (an ablation)."""
+    directions: Literal["cpu", "device"] = "cpu"
+    """Where the Gaussian directions are drawn: "cpu" (the run's sampling generator: CPU and GPU
+    runs of one config draw the same directions) or "device" (a generator on the run's device,
+    seeded by the run: faster on a GPU)."""
 
 
 class StencilConfig(Strict):

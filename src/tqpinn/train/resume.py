@@ -69,6 +69,9 @@ def checkpoint_state(run: Run, step: int, wall_seconds: float) -> dict[str, Any]
         "optimizer": run.optimizer.state_dict(),
         "generator": run.generator.get_state(),
         "quant_generators": [g.get_state() for g in run.quant_generators],
+        "device_directions": (
+            None if run.device_directions is None else run.device_directions.get_state()
+        ),
         "guard": run.guard.state_dict(),
     }
 
@@ -132,6 +135,8 @@ def _restore_state(run: Run, path: Path, state: dict[str, Any]) -> ResumePoint:
         if saved_quant is not None:
             for generator, saved in zip(run.quant_generators, saved_quant, strict=True):
                 generator.set_state(saved)
+        if run.device_directions is not None:
+            run.device_directions.set_state(state["device_directions"])
         run.guard.load_state_dict(state.get("guard", {}))
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
         raise UserError(

@@ -39,10 +39,16 @@ class TestSet:
     u: torch.Tensor | None
 
 
+DEVICE_DIRECTIONS_SEED_OFFSET = 2_000_003
+"""A device generator of directions is seeded apart from the sampling generator (same seed
+on every rank of a data-parallel run, like the sampling)."""
+
+
 @dataclass
 class Run:
     """A built run: its setup; the network, optimizer and sampling generator that training
-    changes; the device and test set; its data-parallel shard and divergence guard."""
+    changes; the device and test set; its data-parallel shard and divergence guard; the
+    estimator's generator when it draws on the device."""
 
     setup: Setup
     net: nn.Module
@@ -52,6 +58,14 @@ class Run:
     test_set: TestSet
     shard: Shard = SINGLE_PROCESS
     guard: DivergenceGuard = field(default_factory=DivergenceGuard)
+    device_directions: torch.Generator | None = None
+    """The estimator's own generator on the run's device (Stein ``directions: device``); None:
+    the estimator draws from ``generator``, like the sampling."""
+
+    @property
+    def estimator_generator(self) -> torch.Generator:
+        """What the estimator draws its random directions from."""
+        return self.generator if self.device_directions is None else self.device_directions
 
     @property
     def config(self) -> Config:
@@ -118,4 +132,7 @@ def build_run(config: Config, device: str = "cpu", shard: Shard = SINGLE_PROCESS
         cfg.max_rollbacks,
         cfg.explode_factor,
     )
-    return Run(setup, net, optimizer, generator, dev, test_set, shard, guard)
+    directions = None
+    if setup.estimator.draws_on_device:
+        directions = torch.Generator(dev).manual_seed(config.seed + DEVICE_DIRECTIONS_SEED_OFFSET)
+    return Run(setup, net, optimizer, generator, dev, test_set, shard, guard, directions)

@@ -69,7 +69,13 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         group["lr"] = lr
     batch = sample_batch(run)
     loss, terms = shard_loss(
-        run.shard, run.problem, run.net, run.estimator, run.conditions, batch, run.generator
+        run.shard,
+        run.problem,
+        run.net,
+        run.estimator,
+        run.conditions,
+        batch,
+        run.estimator_generator,
     )
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
