@@ -2,7 +2,7 @@
 bundle when called (:mod:`tqpinn.nn.streams`)."""
 
 from tqpinn.nn.activations import ACTIVATIONS, Activation, Sin, Tanh
-from tqpinn.nn.layer import GemmLayer, set_quant
+from tqpinn.nn.layer import GemmLayer, fp32_gemms, set_quant
 from tqpinn.nn.linear import Linear
 from tqpinn.nn.mlp import MLP
 from tqpinn.nn.streams import DifferenceStreams, StreamBundle, StreamModule
@@ -18,5 +18,6 @@ __all__ = [
     "StreamBundle",
     "StreamModule",
     "Tanh",
+    "fp32_gemms",
     "set_quant",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -57,3 +59,18 @@ def set_quant(model: nn.Module, spec: QuantSpec | None) -> None:
     for module in model.modules():
         if isinstance(module, GemmLayer):
             module.quant = spec
+
+
+@contextmanager
+def fp32_gemms(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block every GEMM layer of ``model`` runs in FP32; each layer's own spec is
+    given back afterwards (also on an exception)."""
+    layers = [m for m in model.modules() if isinstance(m, GemmLayer)]
+    specs = [layer.quant for layer in layers]
+    try:
+        for layer in layers:
+            layer.quant = None
+        yield model
+    finally:
+        for layer, spec in zip(layers, specs, strict=True):
+            layer.quant = spec

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from tqpinn.errors import UserError
+from tqpinn.nn import fp32_gemms
 from tqpinn.pdes.source import check_problem_source
 from tqpinn.train.config import config_from_dict, read_yaml
 from tqpinn.train.loss import predict
@@ -15,6 +16,8 @@ from tqpinn.train.metrics import error_metrics
 from tqpinn.train.resume import Warn, resume_newest
 from tqpinn.train.run import Run, build_run
 
+FP32_SUFFIX = "_fp32"
+"""Error keys of a quantized run's weights evaluated with FP32 GEMMs end in this."""
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation randomness (smoothed Stein values) is seeded apart, so it never touches training's."""
 
@@ -26,10 +29,20 @@ def predict_test_set(run: Run) -> torch.Tensor:
 
 
 def evaluate(run: Run) -> dict[str, float]:
-    """Errors against the exact solution on the fixed test set (empty without one)."""
+    """Errors against the exact solution on the fixed test set (empty without one).
+
+    A quantized run's network is evaluated as it trains (every GEMM quantized), and its weights
+    once more with every GEMM in FP32 (keys ``rel_l2_fp32``, ...): the first includes the
+    rounding noise of quantized inference, the second is what the training itself reached.
+    """
     if run.test_u is None:
         return {}
-    return error_metrics(predict_test_set(run), run.test_u)
+    errors = error_metrics(predict_test_set(run), run.test_u)
+    if run.spec is None:
+        return errors
+    with fp32_gemms(run.net):
+        fp32 = error_metrics(predict_test_set(run), run.test_u)
+    return {**errors, **{f"{key}{FP32_SUFFIX}": value for key, value in fp32.items()}}
 
 
 def evaluate_run(run_dir: Path, warn: Warn, device: str = "cpu") -> dict[str, Any]:
