@@ -45,7 +45,7 @@ class BudgetCap:
         return capped
 
     def capped_at(self) -> str:
-        """ ", capped at 200 steps, 64 pairs" (what is capped), or "" without a cap."""
+        """What is capped, as in ", capped at 200 steps, 64 pairs"; "" without a cap."""
         caps = [f"{n} {unit}" for n, unit in ((self.steps, "steps"), (self.pairs, "pairs")) if n]
         return f", capped at {', '.join(caps)}" if caps else ""
 
