@@ -1,6 +1,7 @@
 """`tqpinn reproduce`: variants as configs, resumable runs, report files, CLI errors."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,10 @@ def tiny_configs(directory: Path) -> Path:
     return directory
 
 
+RUN_LINE = re.compile(r"(reuse|resume|train)\s+\S+/(\w+)/seed_\d+ \(seed (\d+)\)")
+"""A progress line of one run: action, variant, seed."""
+
+
 def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
     configs = tiny_configs(tmp_path / "configs")
     out = tmp_path / "repro"
@@ -100,7 +105,8 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
     assert list(rows) == TINY_VARIANTS
     for row in rows.values():
         assert row["steps"] == 4 and row["n_params"] > 0 and row["saved_bytes"] > 0
-        assert [step for step, _ in row["history"]] == [2, 4]
+        assert list(row["seeds"]) == ["0"]  # the config's own seed, one run
+        assert [step for step, _ in row["seeds"]["0"]["history"]] == [2, 4]
         assert row["step_seconds"] > 0
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(first))
     table = (out / "results.md").read_text()
@@ -108,7 +114,7 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
     assert (out / "img" / "poisson2d_error_vs_step.png").stat().st_size > 0
 
     # Interrupt the full pipeline after step 2: no summary, only the step-2 checkpoint.
-    run_dir = out / "runs" / "poisson2d" / "full_pipeline"
+    run_dir = out / "runs" / "poisson2d" / "full_pipeline" / "seed_0"
     (run_dir / "metrics.json").unlink()
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_00000002.pt", "step_00000004.pt"]
     list_checkpoints(run_dir)[-1].unlink()
@@ -122,19 +128,19 @@ def test_reproduce_writes_the_report_and_resumes_an_interrupted_run(tmp_path):
         log=messages.append,
         configs_dir=configs,
     )
-    runs = [m.split() for m in messages if m.lstrip().startswith(("reuse", "resume", "train"))]
-    assert [(action, path.split("/")[-1]) for action, path in runs] == [
-        ("reuse", "fp32_se_dense"),
-        ("reuse", "smx_se_naive"),
-        ("resume", "full_pipeline"),
-        ("reuse", "full_pipeline_taylor"),
-        ("reuse", "full_pipeline_stencil"),
+    runs = [RUN_LINE.fullmatch(m.strip()) for m in messages]
+    assert [r.groups() for r in runs if r] == [
+        ("reuse", "fp32_se_dense", "0"),
+        ("reuse", "smx_se_naive", "0"),
+        ("resume", "full_pipeline", "0"),
+        ("reuse", "full_pipeline_taylor", "0"),
+        ("reuse", "full_pipeline_stencil", "0"),
     ]
     again = second["problems"]["poisson2d"]["variants"]
     # The trainer's resume is bit-identical: same final errors as the uninterrupted run.
     for key in TINY_VARIANTS:
         assert again[key]["rel_l2"] == rows[key]["rel_l2"]
-        assert again[key]["history"] == rows[key]["history"]
+        assert again[key]["seeds"]["0"]["history"] == rows[key]["seeds"]["0"]["history"]
 
 
 def test_a_run_directory_of_another_config_is_not_overwritten(tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tqpinn.errors import UserError
+from tqpinn.studies.reproduce.cap import NO_CAP, BudgetCap
 from tqpinn.studies.reproduce.variants import VARIANTS, Variant
 from tqpinn.train.config import Config, config_from_dict, load_config
 
@@ -39,12 +40,23 @@ def pipeline_file(budget: str, problem: str, configs_dir: Path = CONFIGS_DIR) ->
     return configs_dir / PIPELINE_FILES[budget].format(problem=problem)
 
 
+def recipe_numbers(
+    budget: str, problem: str, configs_dir: Path = CONFIGS_DIR
+) -> dict[str, int | None]:
+    """The full pipeline's own budget: ``steps``, and Stein's ``pairs`` (None without Stein)."""
+    pipeline = load_config(pipeline_file(budget, problem, configs_dir))
+    pairs = pipeline.estimator.pairs if pipeline.estimator.name == "stein" else None
+    return {"steps": pipeline.train.steps, "pairs": pairs}
+
+
 def variant_configs(
     budget: str,
     problem: str,
     variants: Sequence[Variant] = VARIANTS,
     configs_dir: Path = CONFIGS_DIR,
+    cap: BudgetCap = NO_CAP,
 ) -> dict[str, Config]:
-    """Variant key -> its config, each made from the problem's full-pipeline file."""
+    """Variant key -> its config, each made from the problem's full-pipeline file, with the
+    budget ``cap`` in place (:mod:`tqpinn.studies.reproduce.cap`)."""
     pipeline = load_config(pipeline_file(budget, problem, configs_dir)).to_dict()
-    return {v.key: config_from_dict(v.config(pipeline)) for v in variants}
+    return {v.key: config_from_dict(cap.apply(v.config(pipeline))) for v in variants}

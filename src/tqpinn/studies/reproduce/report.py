@@ -1,4 +1,9 @@
-"""results.json, results.md (one table per problem, the done-when ratios) and error plots."""
+"""results.json, results.md (one table per problem, the done-when ratios) and error plots.
+
+Errors are means over the seeds, with their sample standard deviation and the number of seeds;
+a ratio to FP32-SE dense is called a difference only where the seed ranges do not overlap
+(:mod:`tqpinn.studies.reproduce.spread`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tqpinn.report.pyplot import pyplot
+from tqpinn.studies.reproduce.cap import BudgetCap
+from tqpinn.studies.reproduce.spread import mean_and_std, outside_spread
 from tqpinn.studies.reproduce.variants import NAIVE, PIPELINE, REFERENCE
 from tqpinn.train.checkpoint import atomic_write_text
 
@@ -27,17 +34,31 @@ def _ratio(rows: dict[str, Any], key: str) -> float | None:
     return rows[key]["rel_l2"] / rows[REFERENCE]["rel_l2"]
 
 
+def _difference(rows: dict[str, Any], key: str) -> str:
+    """Whether ``key``'s rel-L2 differs from FP32-SE dense by more than the seed spread."""
+    row, ref = rows[key]["spread"]["rel_l2"], rows[REFERENCE]["spread"]["rel_l2"]
+    seeds = f"means of {row['n']} and {ref['n']} seeds"
+    called = outside_spread(row, ref)
+    if called is None:
+        return f"{seeds}; too few seeds for a spread: no difference called"
+    if called:
+        return f"{seeds}; the seed ranges do not overlap: the difference is outside the spread"
+    return f"{seeds}; the seed ranges overlap: no difference called"
+
+
 def problem_table(rows: dict[str, Any]) -> list[str]:
     """Markdown table rows of one problem, with step times relative to FP32-SE dense."""
     ref_time = rows[REFERENCE]["step_seconds"] if REFERENCE in rows else None
     lines = [
-        "| variant | rel-L2 | rel-L1 | params | saved for backward | step time | vs FP32-SE | steps |",
+        "| variant | rel-L2 (mean ± std) | rel-L1 (mean ± std) | params | saved for backward "
+        "| step time | vs FP32-SE | steps |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
         speed = f"{row['step_seconds'] / ref_time:.2f}x" if ref_time else "n/a"
         lines.append(
-            f"| {row['label']} | {row['rel_l2']:.3e} | {row['rel_l1']:.3e} | "
+            f"| {row['label']} | {mean_and_std(row['spread']['rel_l2'])} | "
+            f"{mean_and_std(row['spread']['rel_l1'])} | "
             f"{row['n_params']:,} | {_bytes(row['saved_bytes'])} | "
             f"{1000 * row['step_seconds']:.0f} ms | {speed} | {row['steps']} |"
         )
@@ -52,22 +73,29 @@ def verdict(rows: dict[str, Any]) -> list[str]:
         met = "met" if pipeline <= PIPELINE_TARGET else "missed"
         lines.append(
             f"Full pipeline rel-L2 / FP32-SE dense rel-L2 = {pipeline:.2f} "
-            f"(target <= {PIPELINE_TARGET}: {met})."
+            f"(target <= {PIPELINE_TARGET}: {met}; {_difference(rows, PIPELINE)})."
         )
     naive = _ratio(rows, NAIVE)
     if naive is not None:
-        lines.append(f"SMX-SE naive rel-L2 / FP32-SE dense rel-L2 = {naive:.2f}.")
+        lines.append(
+            f"SMX-SE naive rel-L2 / FP32-SE dense rel-L2 = {naive:.2f} "
+            f"({_difference(rows, NAIVE)})."
+        )
     return lines
 
 
 def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
-    """rel-L2 against step, one line per variant, log scale."""
+    """rel-L2 against step, one colour per variant and one line per seed, log scale."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=120)
-    for row in rows.values():
-        if row["history"]:
-            steps, errors = zip(*row["history"], strict=True)
-            ax.semilogy(steps, errors, marker="o", ms=2.5, lw=1.2, label=row["label"])
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(rows.values()):
+        histories = [run["history"] for run in row["seeds"].values() if run["history"]]
+        for j, history in enumerate(histories):
+            steps, errors = zip(*history, strict=True)
+            label = row["label"] if j == 0 else None
+            colour = colours[i % len(colours)]
+            ax.semilogy(steps, errors, marker="o", ms=2.5, lw=1.2, color=colour, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("relative L2 error")
     ax.set_title(title)
@@ -78,15 +106,24 @@ def plot_histories(rows: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _title(results: dict[str, Any]) -> str:
+    """The heading: the budget, its cap if any, and the seeds."""
+    capped = BudgetCap(**results["cap"]).capped_at()
+    seeds = results["seeds"]
+    which = "each config's own seed" if seeds is None else f"seeds {', '.join(map(str, seeds))}"
+    return f"# tqpinn reproduce, budget `{results['budget']}`{capped}, {which}"
+
+
 def markdown(results: dict[str, Any], image_dir: str = "img") -> str:
-    """The report: settings line, then per problem its table, checks and plot."""
+    """The report: settings line, then per problem its budget, table, checks and plot."""
     train_total = sum(
-        row["wall_seconds"] or 0.0
+        run["wall_seconds"] or 0.0
         for p in results["problems"].values()
         for row in p["variants"].values()
+        for run in row["seeds"].values()
     )
     lines = [
-        f"# tqpinn reproduce, budget `{results['budget']}`",
+        _title(results),
         "",
         f"tqpinn {results['tqpinn']}, torch {results['torch']}, {results['threads']} threads, "
         f"{results['cpu_count']} CPUs ({results['machine']}), device "
@@ -97,12 +134,15 @@ def markdown(results: dict[str, Any], image_dir: str = "img") -> str:
         "",
         "Step time: median of interleaved training steps of all variants of a problem (seconds"
         " per Adam step, forward and backward); saved for backward: bytes one training step"
-        " keeps for its backward pass, at the formats' real widths (tqpinn.quant.memory).",
+        " keeps for its backward pass, at the formats' real widths (tqpinn.quant.memory)."
+        " Errors: mean ± sample std over the seeds; a ratio to FP32-SE dense is called a"
+        " difference only where the two variants' seed ranges (min to max) do not overlap.",
     ]
     for name, problem in results["problems"].items():
         rows = problem["variants"]
         load = problem["timing"]["loadavg_start"][0]
-        lines += ["", f"## {problem['title']} (`{name}`)", "", *problem_table(rows), ""]
+        lines += ["", f"## {problem['title']} (`{name}`)", "", f"{problem['budget_line']}."]
+        lines += ["", *problem_table(rows), ""]
         lines += [*verdict(rows), f"Load average when timed: {load:.1f}.", ""]
         lines.append(f"![rel-L2 against step, {name}]({image_dir}/{name}_error_vs_step.png)")
     return "\n".join(lines) + "\n"

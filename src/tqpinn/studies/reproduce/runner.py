@@ -1,9 +1,11 @@
 """Train the ablation runs through the library trainer, resumably, and measure each variant.
 
-Layout under ``out``: ``runs/<problem>/<variant>/`` holds one training run (the trainer's
-outputs, plus ``memory.json``); ``runs/<problem>/timing.json`` the interleaved step times.
-A finished run (``metrics.json`` written for the same config) is reused, an interrupted one
-(a checkpoint, no ``metrics.json``) continues with the trainer's resume, bit-identically.
+Layout under ``out``: ``runs/<problem>/<variant>/seed_<s>/`` holds one training run of seed
+``s`` (the trainer's outputs, plus ``memory.json``); ``runs/<problem>/timing.json`` the
+interleaved step times. A finished run (``metrics.json`` written for the same config) is reused,
+an interrupted one (a checkpoint, no ``metrics.json``) continues with the trainer's resume,
+bit-identically. A variant folder holding a run itself (the single-seed layout of earlier
+versions) is refused, never read as some seed's run.
 """
 
 from __future__ import annotations
@@ -50,15 +52,33 @@ def train_or_reuse(
         )
     summary_path = run_dir / "metrics.json"
     if saved is not None and summary_path.is_file():
-        log(f"  reuse   {run_dir}")
+        log(f"  reuse   {run_dir} (seed {config.seed})")
         return json.loads(summary_path.read_text(encoding="utf-8"))
     resume = saved is not None and latest_checkpoint(run_dir) is not None
-    log(f"  {'resume' if resume else 'train '}  {run_dir}")
+    log(f"  {'resume' if resume else 'train '}  {run_dir} (seed {config.seed})")
     # A run of this config killed before its first checkpoint starts again from scratch.
     restart = saved is not None and not resume
     return train(
         config, run_dir, resume=resume, device=device, progress_bar=False, overwrite=restart
     )
+
+
+def seed_run_dir(variant_dir: Path, seed: int) -> Path:
+    """The run directory of ``seed`` in a variant's folder."""
+    return variant_dir / f"seed_{seed}"
+
+
+def refuse_single_seed_layout(variant_dir: Path) -> None:
+    """A UserError if ``variant_dir`` holds a run itself (the layout before seeds): its seed
+    is only in its config, so it is not silently taken for one."""
+    saved = _saved_config(variant_dir)
+    if saved is not None:
+        seed = saved.get("seed")
+        raise UserError(
+            f"{variant_dir} holds a run in the single-seed layout; move its contents into "
+            f"{seed_run_dir(variant_dir, seed)} (its seed is {seed}) or reproduce into "
+            "another --out directory"
+        )
 
 
 def error_history(run_dir: Path) -> list[tuple[int, float]]:
@@ -85,10 +105,11 @@ def step_times(
     turn, ``rounds`` times, after one warm-up step each) so that a change of machine load hits
     all alike; the median per config. Cached in ``path`` for the same configs, rounds and
     device."""
+    plain = {key: config.to_dict() for key, config in configs.items()}
     if path.is_file():
         cached = json.loads(path.read_text(encoding="utf-8"))
         same = (cached["rounds"], cached.get("device", "cpu")) == (rounds, device)
-        if same and set(cached["seconds"]) == set(configs):
+        if same and cached.get("configs") == plain:
             return cached
     log(f"  timing  {len(configs)} variants x {rounds} rounds on {device}")
     runs = {key: build_run(config, device) for key, config in configs.items()}
@@ -108,9 +129,23 @@ def step_times(
         "seconds": medians(samples),
         "samples": samples,
         "machine": machine_info(device),
+        "configs": plain,
     }
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def validate_seeds(seeds: Sequence[int]) -> list[int]:
+    """``seeds`` as a list if each is a distinct integer in [0, 2**63), else a UserError."""
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63]
+    if bad:
+        raise UserError(f"seeds must be integers in [0, 2**63), got {bad}")
+    if not seeds:
+        raise UserError("no seeds given; give one or more, e.g. 0,1,2")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise UserError(f"seeds {repeated} given more than once in {list(seeds)}; give each once")
+    return list(seeds)
 
 
 def validate_names(names: Sequence[str], valid: Sequence[str], what: str) -> list[str]:
