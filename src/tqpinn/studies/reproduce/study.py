@@ -38,11 +38,13 @@ from tqpinn.studies.reproduce.spread import spread
 from tqpinn.studies.reproduce.variants import VARIANTS, VARIANTS_BY_KEY, Variant
 from tqpinn.train.config import Config, config_from_dict
 
-SEED_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "steps", "wall_seconds")
+SEED_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "rel_l2_fp32", "steps", "wall_seconds")
 """What a row keeps of each seed's run summary (metrics.json), beside its error history."""
 
-SPREAD_KEYS = ("rel_l2", "rel_l1", "max_abs_err")
-"""Metrics given as mean and spread over the seeds; the row's own value is the mean."""
+SPREAD_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "rel_l2_fp32")
+"""Metrics given as mean and spread over the seeds; the row's own value is the mean.
+``rel_l2_fp32``: the trained weights evaluated with FP32 GEMMs (tqpinn.train.evaluate); an FP32
+run's own rel_l2."""
 
 
 def with_seed(config: Config, seed: int) -> Config:
@@ -64,6 +66,7 @@ def variant_row(
     for seed in seeds:
         run_dir = seed_run_dir(variant_dir, seed)
         summary = train_or_reuse(with_seed(config, seed), run_dir, log, device)
+        summary.setdefault("rel_l2_fp32", summary.get("rel_l2"))  # FP32 runs: the same number
         per_seed[str(seed)] = {
             **{k: summary.get(k) for k in SEED_KEYS},
             "history": error_history(run_dir),

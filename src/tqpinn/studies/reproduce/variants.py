@@ -85,5 +85,7 @@ VARIANTS: tuple[Variant, ...] = (
 """In table order. The FP32-SE dense row is the reference of the done-when ratios."""
 
 REFERENCE, PIPELINE, NAIVE = "fp32_se_dense", "full_pipeline", "smx_se_naive"
+AUTODIFF_REFERENCE, TAYLOR_PIPELINE = "fp32_ad_dense", "full_pipeline_taylor"
+"""The taylor full pipeline is measured against FP32 autodiff: both exact derivatives."""
 
 VARIANTS_BY_KEY = {v.key: v for v in VARIANTS}
