@@ -1,13 +1,15 @@
 """The single GEMM entry point of every tqpinn layer, and the GEMM trace.
 
-Every matrix multiply of a model (dense layers, tensor-train contractions) calls :func:`gemm`,
-so that quantization and tracing see all of them and layers never special-case a precision.
+Every matrix multiply of a model (dense layers, tensor-train contractions) calls :func:`gemm`
+(or :func:`chained_gemm`, the same GEMM as a link of a chain), so that quantization and tracing
+see all of them and layers never special-case a precision.
 
 One GEMM Y = A·Bᵀ, A (M, K), B (N, K), implies three products in training:
     forward  Y  = A · Bᵀ        (M x K) @ (K x N)
     dgrad    dA = dY · B        (M x N) @ (N x K)
     wgrad    dB = dYᵀ · A       (N x M) @ (M x K)
-Each product is reported to the active observers as a :class:`GemmEvent`.
+Each product is reported to the active observers as a :class:`GemmEvent`, and so is a forward
+product that backward runs again (phase "recompute") instead of storing its output.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from tqpinn.quant.spec import Operand, QuantSpec
 class GemmEvent:
     """One executed product (m x k) @ (k x n) and the formats of its two operands.
 
-    phase: "forward", "dgrad" or "wgrad". a_format / b_format: format names ("fp32",
-    "smx_int8", "mx_int12", ...); a_bits / b_bits: element bits; block: the block shape (rows,
+    phase: "forward", "dgrad", "wgrad", or "recompute" (a forward product run again in backward
+    instead of storing its output, see :func:`chained_gemm`). a_format / b_format: format names
+    ("fp32", "smx_int8", "mx_int12", ...); a_bits / b_bits: element bits; block: the block shape (rows,
     cols) of a block format as configured (MX: (1, 32) means 32 along the reduction axis), None
     for unblocked operands.
     """
@@ -276,7 +279,59 @@ def quantized_gemm(
     quantization itself (one copy); with 1 x n blocks a second, transposed quantization from the
     high-precision tensor, as MX training keeps.
     """
+    return _kept_gemm(x, w, spec, phase, None)[0]
+
+
+def _kept_gemm(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    spec: QuantSpec,
+    phase: str,
+    recompute_x: store.Recompute | None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """:func:`quantized_gemm`, x rebuilt in backward by ``recompute_x`` (if given) instead of
+    stored; also returns what the GEMM keeps ("a": x, "b": w, each only if kept)."""
     keep_x = _keep(spec.fwd_input, spec.wgrad_input)
     keep_w = _keep(spec.fwd_weight, spec.dgrad_weight)
-    with store.gemm_storage(x, w, keep_x, keep_w, spec.generator) as kept:
-        return _QuantGemm.apply(x, w, spec, phase, kept)
+    with store.gemm_storage(x, w, keep_x, keep_w, spec.generator, recompute_x) as kept:
+        return _QuantGemm.apply(x, w, spec, phase, kept), kept
+
+
+def chained_gemm(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    spec: QuantSpec | None,
+    recompute_x: store.Recompute | None = None,
+) -> tuple[torch.Tensor, store.Recompute | None]:
+    """``gemm(x, w, spec)`` as one link of a chain of GEMMs whose intermediate inputs are
+    recomputed in backward rather than stored (the contractions of a TT layer).
+
+    recompute_x: gives x again, bit for bit, from what earlier links keep; x is then not stored
+    (where its packing is deterministic, see :func:`tqpinn.quant.store.recomputable`). Returns
+    the output y (..., N) and a recompute of y from this GEMM's kept forward quantization of x
+    and from w, which backward runs once as a product of phase "recompute"; None where the GEMM
+    keeps no forward operand of x (FP32, an input re-quantized for its weight gradient, or w
+    without a gradient) or packing w is not deterministic. w must not change in place between
+    forward and backward (a parameter changes only in the optimizer step, after both).
+    """
+    if spec is None:
+        return gemm(x, w), None
+    _check_operands(x, w)
+    y, kept = _kept_gemm(x, w, spec, "forward", recompute_x)
+    x_kept = kept.get("a")
+    w_op = spec.fwd_weight
+    if not isinstance(x_kept, store.Kept) or x_kept.transposed:
+        return y, None
+    if w_op.fmt is not None and not store.recomputable(w_op):
+        return y, None
+    x_shape, version = x.shape, w._version
+
+    def again() -> torch.Tensor:
+        if w._version != version:
+            raise RuntimeError("a chained GEMM's weight was modified in place before backward")
+        x_q = x_kept.matrix()
+        w_q = store.operand(w, w_op, False, spec.generator)
+        _emit_quant("recompute", x_q.shape[0], w.shape[0], x_q.shape[1], spec.fwd_input, w_op)
+        return _product(x_q, w_q, spec).reshape(*x_shape[:-1], w.shape[0])
+
+    return y, again

@@ -56,15 +56,16 @@ class Activation(StreamModule):
         return _Difference.apply(a, b, self)
 
     def difference_streams(
-        self, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor
+        self, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor, even_zero: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Difference streams through the activation: a (N, 1, F) the centre pre-activation,
         odd and even (N, K, F) the pre-activation streams; returns odd' = D₊ − D₋ and even' =
         D₊ + D₋ with D± = act(a ± δa) − act(a) = difference(a, plus or minus) of the one-sided
         differences plus = ½(even + odd), minus = ½(even − odd). First-order differentiable;
-        keeps a, plus and minus for backward."""
+        keeps a, plus and minus for backward, or (fused) only a and plus when ``even_zero``
+        says that even is exactly zero, so that minus = −plus."""
         if fused_difference.can_fuse_streams(self.fused_kind, a, odd, even):
-            return _DifferenceStreams.apply(a, odd, even, self)
+            return _DifferenceStreams.apply(a, odd, even, self, even_zero)
         plus, minus = 0.5 * (even + odd), 0.5 * (even - odd)
         d_plus, d_minus = self.difference(a, plus), self.difference(a, minus)
         return d_plus - d_minus, d_plus + d_minus
@@ -107,21 +108,30 @@ class _DifferenceStreams(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, a: torch.Tensor, odd: torch.Tensor, even: torch.Tensor, act: Activation
+        ctx,
+        a: torch.Tensor,
+        odd: torch.Tensor,
+        even: torch.Tensor,
+        act: Activation,
+        even_zero: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         plus, minus, odd_out, even_out = fused_difference.streams(act.fused_kind, a, odd, even)
         ctx.act = act
-        ctx.save_for_backward(a, plus, minus)  # what the unfused path saves
+        # What the unfused path saves; with even = 0, minus = ½(0 − odd) = −plus exactly, and
+        # a symmetric quantization of −plus is the negated quantization of plus: one copy.
+        ctx.save_for_backward(a, plus, None if even_zero else minus)
         return odd_out, even_out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_odd: torch.Tensor, grad_even: torch.Tensor):
         a, plus, minus = ctx.saved_tensors
+        if minus is None:
+            minus = 0.0 - plus  # −plus, with +0 where plus is 0, as a stored copy of minus has
         grad_a, grad_odd_in, grad_even_in = fused_difference.streams_backward(
             ctx.act.fused_kind, a, plus, minus, grad_odd, grad_even, ctx.needs_input_grad[0]
         )
-        return grad_a, grad_odd_in, grad_even_in, None
+        return grad_a, grad_odd_in, grad_even_in, None, None
 
 
 class Tanh(Activation):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -185,22 +186,73 @@ def bf16_operand(x: GemmOperand) -> torch.Tensor | None:
     return x.values.to(torch.bfloat16)  # round to nearest: exact for ≤ 8 significant bits
 
 
+class Kept(ABC):
+    """A saved tensor held as a packed matrix (or the transpose, if ``transposed``); loading
+    unpacks it to ``shape``."""
+
+    transposed: bool
+    shape: torch.Size
+
+    @abstractmethod
+    def matrix(self) -> PackedTensor:
+        """The packed matrix (as_matrix of the tensor, or its transpose)."""
+
+    def load(self) -> torch.Tensor:
+        m = values(self.matrix())
+        return (m.T if self.transposed else m).reshape(self.shape)
+
+
 @dataclass(frozen=True)
-class Stored:
-    """A saved tensor kept packed: ``data`` holds its matrix (or the transpose, if
-    ``transposed``); unpacking restores ``shape``."""
+class Stored(Kept):
+    """A saved tensor kept packed from the forward on: ``data`` holds its matrix."""
 
     data: PackedTensor
     transposed: bool
     shape: torch.Size
 
-    def load(self) -> torch.Tensor:
-        m = values(self.data)
-        return (m.T if self.transposed else m).reshape(self.shape)
+    def matrix(self) -> PackedTensor:
+        return self.data
 
 
-def _load(item: Stored | torch.Tensor) -> torch.Tensor:
-    return item.load() if isinstance(item, Stored) else item
+Recompute = Callable[[], torch.Tensor]
+"""Computes a tensor of the forward again in backward, bit for bit, from what is kept."""
+
+
+@dataclass(eq=False)
+class Rebuilt(Kept):
+    """A saved tensor not kept but recomputed when backward first asks for it, then packed by
+    ``op`` (transposed if asked): the same packed values as storing it, with no storage between
+    forward and backward. The packed matrix stays until backward drops this object, so a later
+    product that reads it does not recompute it."""
+
+    recompute: Recompute
+    op: Operand
+    transposed: bool
+    shape: torch.Size
+    generator: torch.Generator | None
+    _matrix: PackedTensor | None = field(default=None, repr=False)
+
+    def matrix(self) -> PackedTensor:
+        if self._matrix is None:
+            with torch.no_grad():
+                t = self.recompute()
+            if t.shape != self.shape:
+                raise RuntimeError(
+                    f"a recomputed operand has shape {tuple(t.shape)}, its forward had "
+                    f"{tuple(self.shape)}"
+                )
+            self._matrix = packed(t, self.op, self.transposed, self.generator)
+        return self._matrix
+
+
+def recomputable(op: Operand) -> bool:
+    """Whether a tensor packed by ``op`` may be recomputed instead of stored: packing it again
+    gives the same values (a block format with deterministic rounding)."""
+    return op.fmt is not None and op.rounding == "nearest_even"
+
+
+def _load(item: Kept | torch.Tensor) -> torch.Tensor:
+    return item.load() if isinstance(item, Kept) else item
 
 
 def record(item: torch.Tensor | PackedTensor) -> None:
@@ -229,7 +281,7 @@ def recording(recorder: Recorder) -> Iterator[None]:
 
 def _store(
     t: torch.Tensor, op: Operand, transposed: bool, generator: torch.Generator | None
-) -> Stored | torch.Tensor:
+) -> Kept | torch.Tensor:
     if op.fmt is None or not t.is_floating_point():
         record(t)
         return t
@@ -252,17 +304,28 @@ class Keep:
 
 @contextlib.contextmanager
 def gemm_storage(
-    a: torch.Tensor, b: torch.Tensor, keep_a: Keep, keep_b: Keep, generator: torch.Generator | None
-) -> Iterator[dict[str, Stored | torch.Tensor]]:
+    a: torch.Tensor,
+    b: torch.Tensor,
+    keep_a: Keep,
+    keep_b: Keep,
+    generator: torch.Generator | None,
+    recompute_a: Recompute | None = None,
+) -> Iterator[dict[str, Kept | torch.Tensor]]:
     """Saved-tensor storage for one GEMM A·Bᵀ: A and B, saved by the GEMM's autograd Function,
-    are stored as ``keep_a`` / ``keep_b`` say (packed, through the shared cache).
+    are stored as ``keep_a`` / ``keep_b`` say (packed, through the shared cache). With
+    ``recompute_a`` (which must give A again, bit for bit) A is not stored but rebuilt when
+    backward asks for it, where ``keep_a`` allows that (:func:`recomputable`).
 
-    Yields a dict that receives what was stored under "a" and "b" (the same objects the saved
+    Yields a dict that receives what was kept under "a" and "b" (the same objects the saved
     variables hold), so that a first-order backward can read the packed operands directly.
     """
-    kept: dict[str, Stored | torch.Tensor] = {}
+    kept: dict[str, Kept | torch.Tensor] = {}
+    rebuild_a = recompute_a is not None and recomputable(keep_a.op)
 
-    def save(t: torch.Tensor) -> Stored | torch.Tensor:
+    def save(t: torch.Tensor) -> Kept | torch.Tensor:
+        if t is a and rebuild_a:
+            kept["a"] = Rebuilt(recompute_a, keep_a.op, keep_a.transposed, t.shape, generator)
+            return kept["a"]
         for name, src, keep in (("a", a, keep_a), ("b", b, keep_b)):
             if t is src:
                 kept[name] = _store(t, keep.op, keep.transposed, generator)
@@ -274,11 +337,12 @@ def gemm_storage(
         yield kept
 
 
-def transposed_operand(item: Stored | torch.Tensor) -> GemmOperand:
-    """The transpose of a stored matrix, as a product operand, without unpacking it."""
+def transposed_operand(item: Kept | torch.Tensor) -> GemmOperand:
+    """The transpose of a kept matrix, as a product operand, without unpacking it."""
     if isinstance(item, torch.Tensor):
         return as_matrix(item).T
-    return item.data if item.transposed else item.data.transpose()
+    data = item.matrix()
+    return data if item.transposed else data.transpose()
 
 
 def _is_parameter(t: torch.Tensor) -> bool:
@@ -291,7 +355,7 @@ def stored_activations(op: Operand, generator: torch.Generator | None) -> Iterat
     outputs, inputs) are stored packed in ``op``'s format; parameters and integer tensors are
     kept as they are."""
 
-    def save(t: torch.Tensor) -> Stored | torch.Tensor:
+    def save(t: torch.Tensor) -> Kept | torch.Tensor:
         if _is_parameter(t) or t.dim() == 0:
             record(t)
             return t

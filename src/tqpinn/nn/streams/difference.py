@@ -7,12 +7,12 @@ value at x and its differences at x ± δ. Carrying the differences themselves t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
 
-from tqpinn.nn.streams.bundle import StreamBundle
+from tqpinn.nn.streams.bundle import Product, StreamBundle
 
 if TYPE_CHECKING:
     from tqpinn.nn.activations import Activation
@@ -25,16 +25,19 @@ class DifferenceStreams(StreamBundle):
     base: h(x), shape (N, F).
     odd:  h(x+δ) − h(x−δ), shape (N, K, F).
     even: h(x+δ) + h(x−δ) − 2 h(x), shape (N, K, F).
+    even_zero: even is exactly zero, as at the input and after a linear map of it (the first
+        activation then keeps one one-sided difference for backward instead of two).
     """
 
     base: torch.Tensor
     odd: torch.Tensor
     even: torch.Tensor
+    even_zero: bool = False
 
     @classmethod
     def from_input(cls, x: torch.Tensor, delta: torch.Tensor) -> DifferenceStreams:
         """Streams of the identity map: x (N, D), delta (N, K, D)."""
-        return cls(base=x, odd=2.0 * delta, even=torch.zeros_like(delta))
+        return cls(base=x, odd=2.0 * delta, even=torch.zeros_like(delta), even_zero=True)
 
     @classmethod
     def from_plus_minus(
@@ -52,11 +55,16 @@ class DifferenceStreams(StreamBundle):
     def with_streams(self, *streams: torch.Tensor) -> DifferenceStreams:
         return DifferenceStreams(*streams)
 
+    def linear(self, product: Product, bias: torch.Tensor | None) -> DifferenceStreams:
+        # The bias-free map of a zero even stream is zero.
+        return replace(super().linear(product, bias), even_zero=self.even_zero)
+
     def activate(self, activation: Activation) -> DifferenceStreams:
         # act(a ± δa) − act(a) by the activation's cancellation-free difference identity.
         a = self.base.unsqueeze(-2)  # (N, 1, F) broadcasts over the K perturbations
         base = activation.evaluate(self.base)
-        return DifferenceStreams(base, *activation.difference_streams(a, self.odd, self.even))
+        streams = activation.difference_streams(a, self.odd, self.even, self.even_zero)
+        return DifferenceStreams(base, *streams)
 
     def to_rows(self) -> torch.Tensor:
         """The activations themselves as rows [h(x); h(x+δ); h(x−δ)]: (N + 2·N·K, F)."""

@@ -20,7 +20,8 @@ from tqpinn.nn.tt.init import init_cores_, target_variance
 from tqpinn.nn.tt.plans import ContractionPlan, make_plan
 from tqpinn.nn.tt.shapes import TTShape, tt_shape
 from tqpinn.nn.tt.svd import tt_svd, tt_to_dense
-from tqpinn.qops import gemm
+from tqpinn.qops import chained_gemm, gemm
+from tqpinn.quant.store import Recompute
 
 
 class TTLinear(GemmLayer):
@@ -157,11 +158,16 @@ class TTLinear(GemmLayer):
             t = F.pad(t, (0, self.shape.in_padded - self.in_features))  # zeros: contribute 0
         batch = t.shape[0]
         m_f, n_f, r = self.shape.out_factors, self.shape.in_factors, self.shape.ranks
+        # Quantized, only the layer's input is kept for backward: each later GEMM's input (an
+        # intermediate of up to rank·width elements per row) is recomputed there from the
+        # previous GEMM's kept input, one small product per group (qops.chained_gemm).
+        again = layout = None
         for (a, b), mat in zip(reversed(self.plan.bounds()), reversed(mats), strict=True):
-            m_after, n_before = math.prod(m_f[b:]), math.prod(n_f[:a])
-            y = gemm(t.reshape(-1, mat.shape[1]), mat, self.quant)  # (rows, r_a·M_g)
-            y = y.reshape(batch, m_after, n_before, r[a], -1).permute(0, 4, 1, 2, 3)
-            t = y.reshape(batch, -1)
+            k = mat.shape[1]
+            recompute = None if again is None else functools.partial(_next_input, again, layout, k)
+            y, again = chained_gemm(t.reshape(-1, k), mat, self.quant, recompute)
+            layout = (batch, math.prod(m_f[b:]), math.prod(n_f[:a]), r[a], -1)
+            t = _output_layout(y, layout)
         return t[:, : self.out_features].reshape(*lead, self.out_features)
 
     def product(self) -> Product:
@@ -177,3 +183,14 @@ class TTLinear(GemmLayer):
             f"factors={list(sh.out_factors)}x{list(sh.in_factors)}, ranks={list(sh.ranks)}, "
             f"plan={self.plan.label}"
         )
+
+
+def _output_layout(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A contract GEMM's output (rows, r_a·M_g) as (B, M_g·M_{≥b}·N_{<a}·r_a): the new output
+    digits M_g move ahead of the previous ones; ``shape`` is (B, M_{≥b}, N_{<a}, r_a, M_g)."""
+    return y.reshape(shape).permute(0, 4, 1, 2, 3).reshape(shape[0], -1)
+
+
+def _next_input(again: Recompute, shape: tuple[int, ...], k: int) -> torch.Tensor:
+    """The next contract GEMM's input (rows, k), from a recompute of the previous output."""
+    return _output_layout(again(), shape).reshape(-1, k)

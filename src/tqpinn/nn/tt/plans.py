@@ -21,6 +21,11 @@ The layer runs a plan in two stages, both made of ``qops.gemm`` calls (so both a
    GEMM (m, k, n) = (B·M_{≥b}·N_{<a}, N_g·r_b, r_a·M_g), where M_g = Π_{a≤i<b} m_i,
    N_g = Π_{a≤i<b} n_i, M_{≥b} = Π_{i≥b} m_i, N_{<a} = Π_{i<a} n_i.
 
+Memory: in FP32 every contract GEMM keeps its activation operand for its weight gradient, and
+the intermediates between groups can be wider than the layer (rank x width). Quantized (with
+deterministic packing) the layer keeps only its input: backward recomputes each intermediate
+from the previous GEMM's kept input, one more product per group boundary ("recompute").
+
 Backward, for a forward GEMM y = x wᵀ with x (m x k) and w (n x k): "dgrad" dx = dy·w, an
 (m x n)·(n x k) product, when x needs a gradient; "wgrad" dw = dyᵀ·x, (n x m)·(m x k), always
 (w is a core or a product of cores). A GEMM event (m, n, k) below is an (m x k)·(k x n) product,
@@ -129,8 +134,9 @@ class PlanCost:
 
     gemms: every GEMM, merge stage once and contract stage once per input stream.
     activation_elems: batch-dependent elements the forward keeps for the backward (the activation
-    operand of each contract GEMM, the input included); this is what a layer adds to a training
-    step's peak memory, which is reached at the turn from forward to backward.
+    operand of each contract GEMM, the input included; with recompute, the input alone); this
+    is what a layer adds to a training step's peak memory, which is reached at the turn from
+    forward to backward.
     weight_workspace_elems: elements of the merged cores (merge GEMM outputs), batch-independent.
     data_path_depth: GEMMs an input value goes through, i.e. how many times the activation is
     re-quantized on its way to the output (and the gradient on its way back).
@@ -165,8 +171,14 @@ def plan_cost(
     plan: ContractionPlan,
     stream_rows: Sequence[int],
     input_requires_grad: bool = False,
+    recompute: bool = False,
 ) -> PlanCost:
     """Cost of a forward + backward on streams of ``stream_rows`` input rows each.
+
+    recompute: the layer keeps only its input and recomputes each later contract GEMM's input
+    in backward (a quantized layer whose packing is deterministic, see
+    :func:`tqpinn.qops.chained_gemm`): every contract GEMM but the last runs once more (phase
+    "recompute"), and the activation kept is the input alone.
 
     One stream is a plain tensor call; (N, N·K, N·K) are the base, odd and even streams of a
     DiffQuant bundle, for which the layer merges the cores once and contracts each stream.
@@ -191,5 +203,8 @@ def plan_cost(
             rows = batch * math.prod(m_f[b:]) * math.prod(n_f[:a])
             fwd = GemmShape("forward", "contract", rows, r[a] * m_g, n_g * r[b])
             gemms += [fwd, *_backward(fwd, input_grad=step > 0 or input_requires_grad)]
-            activation += fwd.m * fwd.k
+            if recompute and step < len(plan.groups) - 1:
+                gemms.append(GemmShape("recompute", "contract", fwd.m, fwd.n, fwd.k))
+            if step == 0 or not recompute:
+                activation += fwd.m * fwd.k
     return PlanCost(tuple(gemms), activation, workspace, len(plan.groups))
