@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from tqpinn.quant import fastpath, store
+from tqpinn.quant import fastpath, store, tf32
 from tqpinn.quant.spec import Operand, QuantSpec
 
 
@@ -165,13 +165,19 @@ def _product(a: store.GemmOperand, b: store.GemmOperand, spec: QuantSpec) -> tor
     """a (M, K) · b (N, K)ᵀ of quantized operands, FP32 accumulation.
 
     With ``spec.fast`` and integer block operands of at most 8 bits, the exact bfloat16 kernel:
-    the same products, FP32 sums in another order (tqpinn.quant.fastpath).
+    the same products, FP32 sums in another order (tqpinn.quant.fastpath). With ``spec.tf32``
+    on CUDA and both operands exact in TF32, the TF32 tensor cores: the same again
+    (tqpinn.quant.tf32).
     """
     if spec.fast:
         a_bf16, b_bf16 = store.bf16_operand(a), store.bf16_operand(b)
         if a_bf16 is not None and b_bf16 is not None:
             return fastpath.gemm_bf16(a_bf16, b_bf16)
-    return store.values(a) @ store.values(b).T
+    a_values, b_values = store.values(a), store.values(b)
+    if spec.tf32 and a_values.is_cuda and tf32.exact_operands(a, b):
+        with tf32.cuda_tf32_matmuls():
+            return a_values @ b_values.T
+    return a_values @ b_values.T
 
 
 class _QuantGemm(torch.autograd.Function):

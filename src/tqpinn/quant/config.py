@@ -127,6 +127,7 @@ class QuantConfig(_Keyed):
     wgrad_input: RoleConfig = Field(None, alias="wgrad.input")
     store_activations: Annotated[bool, Field(strict=True)] | None = None
     fast: Annotated[bool, Field(strict=True)] | None = None
+    tf32: Annotated[bool, Field(strict=True)] | None = None
     seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] | None = None
     _given: str | dict[str, Any] = PrivateAttr(default=FP32)
 
@@ -180,7 +181,11 @@ class QuantConfig(_Keyed):
             for role, change in self.roles().items()
             if change is not None
         }
-        settings = {"store_activations": self.store_activations, "fast": self.fast}
+        settings = {
+            "store_activations": self.store_activations,
+            "fast": self.fast,
+            "tf32": self.tf32,
+        }
         settings["seed"] = self.seed
         changes |= {key: value for key, value in settings.items() if value is not None}
         base = make_preset(self.base) or QuantSpec(FP32)

@@ -55,6 +55,8 @@ class QuantSpec:
     save for backward are stored packed in the fwd.input format instead of FP32 (their compute,
     like biases and the loss, stays FP32). fast: run products whose operands are all exact in
     bfloat16 through the exact bf16 kernel (tqpinn.quant.fastpath) where available.
+    tf32: on CUDA, run products whose operands are both exact in TF32 on the TF32 tensor cores
+    (exact products, FP32 sums: tqpinn.quant.tf32); no effect on the CPU or on FP32 operands.
     seed: seeds the generator of stochastic rounding.
     """
 
@@ -67,6 +69,7 @@ class QuantSpec:
     wgrad_input: Operand = FP32_OPERAND
     store_activations: bool = True
     fast: bool = True
+    tf32: bool = False
     seed: int = 0
     _generator: torch.Generator = field(
         default=None, init=False, repr=False, compare=False, hash=False
