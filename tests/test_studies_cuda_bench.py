@@ -7,7 +7,7 @@ import pytest
 
 from tqpinn.studies.cuda_bench import (
     AGREEMENT_QUANTS,
-    PRESETS,
+    STEP_VARIANTS,
     CudaCases,
     bench_cuda,
     run_sections,
@@ -65,9 +65,9 @@ def test_bench_cuda_on_cpu_runs_every_section(tiny_configs):
         assert r == {"steps": 2, "relative_parameter_difference": 0.0}
 
     timed = result["step_time"]["tiny_se.yaml"]
-    for p in PRESETS:
+    for p in STEP_VARIANTS:
         assert timed[f"{p}_step_s"] > 0
-    for p in PRESETS[1:]:
+    for p in list(STEP_VARIANTS)[1:]:
         assert timed[f"{p}_over_fp32"] == timed[f"{p}_step_s"] / timed["fp32_step_s"]
     assert set(result["step_time"]["tiny_ad.yaml"]) == {"fp32_step_s"}
 

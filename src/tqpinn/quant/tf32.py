@@ -37,9 +37,7 @@ def exact_in_tf32(fmt: BlockFormat | None) -> bool:
 
 def exact_operands(*operands: GemmOperand) -> bool:
     """Whether every operand is on the grid of a format exact in TF32 (plain FP32 is not)."""
-    return all(
-        isinstance(x, PackedTensor | OnGrid) and exact_in_tf32(x.fmt) for x in operands
-    )
+    return all(isinstance(x, PackedTensor | OnGrid) and exact_in_tf32(x.fmt) for x in operands)
 
 
 @contextmanager

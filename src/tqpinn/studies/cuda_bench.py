@@ -10,8 +10,10 @@ runs; a callback sees the result after each section, so a caller can save a run 
   twin take the same steps on CPU and on the device; the relative difference of the parameters.
   The Stein directions come from the run's CPU generator on both devices, so the difference is
   the devices' arithmetic alone (quantization can turn a last-bit difference into one step).
-- ``step_time``: median training-step time of fp32, mx_int8 and smx_paper on the Poisson-2D and
-  Heat-100D Stein recipes, and of the autodiff recipes, interleaved round by round.
+- ``step_time``: median training-step time of fp32 (TF32 off), mx_int8, smx_paper, smx_paper
+  with TF32 tensor cores for its products (``quant.tf32``) and that with the Stein directions
+  drawn on the device (``estimator.directions``) on the Poisson-2D and Heat-100D Stein recipes,
+  and of the autodiff recipes, interleaved round by round.
 - ``recipes``: the Poisson-2D FP32 autodiff and Stein recipes, full budget, rel-L2 and wall time.
 
 With ``device="cpu"`` every section runs on the CPU: a dry run of the benchmark.
@@ -46,7 +48,15 @@ SMOKE: dict[str, tuple[str, tuple[str, ...]]] = {
         ("estimator.value=smoothed", "train.eval_points=2000"),
     ),
 }
-PRESETS = ("fp32", "mx_int8", "smx_paper")
+SMX_TF32 = "quant={base: smx_paper, tf32: true}"
+STEP_VARIANTS: dict[str, tuple[str, ...]] = {
+    # label: overrides of a Stein recipe; fp32 first (the reference of the ratios, TF32 off)
+    "fp32": ("quant=fp32",),
+    "mx_int8": ("quant=mx_int8",),
+    "smx_paper": ("quant=smx_paper",),
+    "smx_paper_tf32": (SMX_TF32,),
+    "smx_paper_tf32_device_directions": (SMX_TF32, "estimator.directions=device"),
+}
 AGREEMENT_QUANTS = ("smx_paper", "fp32")
 RECIPE_KEYS = ("rel_l2", "rel_l1", "max_abs_err", "wall_seconds", "steps")
 
@@ -115,15 +125,15 @@ def step_time(
     device: str,
     rounds: int,
 ) -> dict[str, Any]:
-    """Median step seconds of each preset and their ratios to FP32 for ``with_presets``; of
-    FP32 alone for ``fp32_only``."""
+    """Median step seconds of each of :data:`STEP_VARIANTS` and their ratios to FP32 for
+    ``with_presets``; of FP32 alone for ``fp32_only``."""
     out: dict[str, Any] = {}
     for name in with_presets:
-        presets = {p: load_config(configs / name, [f"quant={p}"]) for p in PRESETS}
-        median = median_step_seconds(presets, device, rounds)
+        variants = {k: load_config(configs / name, list(o)) for k, o in STEP_VARIANTS.items()}
+        median = median_step_seconds(variants, device, rounds)
         out[name] = {
-            **{f"{p}_step_s": median[p] for p in PRESETS},
-            **{f"{p}_over_fp32": median[p] / median["fp32"] for p in PRESETS[1:]},
+            **{f"{k}_step_s": median[k] for k in STEP_VARIANTS},
+            **{f"{k}_over_fp32": median[k] / median["fp32"] for k in STEP_VARIANTS if k != "fp32"},
         }
     for name in fp32_only:
         seconds = median_step_seconds({"fp32": load_config(configs / name)}, device, rounds)
