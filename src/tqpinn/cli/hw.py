@@ -61,6 +61,10 @@ def hw_command(
     measure: Annotated[
         bool, typer.Option(help="Also measure this machine (micro-benchmarks, step wall time).")
     ] = True,
+    timings: Annotated[
+        list[Path] | None,
+        typer.Option(help="Timing file of a measured platform (--compare; repeatable)."),
+    ] = None,
 ) -> None:
     """Cost a real training step on the PINTA accelerator model and baseline platforms."""
     from tqpinn.hw.hardware import load_hardware
@@ -71,13 +75,19 @@ def hw_command(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if compare:
+        from tqpinn.hw.measured import MeasuredPlatform, load_measured
+        from tqpinn.studies.hw_compare import THIS_MACHINE_MEASURED, format_table
         from tqpinn.studies.hw_compare import compare as run_compare
-        from tqpinn.studies.hw_compare import format_table
 
-        result = run_compare(hw, configs, measure=measure, trace_dir=out)
+        measured = load_measured(list(timings or []))
+        result = run_compare(hw, configs, measure=measure, trace_dir=out, measured=measured)
         print(format_table(result))
         if out is not None:
             (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+            if measure:
+                here = result["measured_platforms"][THIS_MACHINE_MEASURED]
+                timing = MeasuredPlatform.model_validate(here).to_yaml()
+                (out / "this_machine_timing.yaml").write_text(timing)
         return
     from tqpinn.hw.report import cost_config
 
