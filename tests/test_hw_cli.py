@@ -145,7 +145,7 @@ def test_compare_prints_every_problem_beside_the_paper_ranges(tmp_path):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ([], "either --config FILE"),
+        ([], "give one of --config FILE"),
         (["--config", "no/such.yaml"], "config file not found"),
         (["--compare", "--configs", "no/such/dir"], "no/such/dir"),
         (["--compare", "--timings", "no/such.yaml"], "timing file not found"),

@@ -1,0 +1,269 @@
+"""Design-space sweep: saved training-step traces re-costed over hardware and workload points.
+
+``tqpinn hw --sweep SPEC --out DIR``. For each problem of the spec the baseline step (saved by
+``tqpinn hw --compare``) is costed once per baseline platform (roofline or measured); every
+design point (:func:`tqpinn.hw.sweep_spec.design_points`) costs its workload's trace on its
+PINTA description. Workloads: the saved Stein, Taylor and stencil full pipelines, and the Stein
+pipeline re-traced at other pair counts (cached in ``DIR/traces``). Writes ``DIR/sweep.json``
+(points, costs, Pareto fronts, the smallest change reaching the targets) and one
+``DIR/pareto_<problem>.png`` per problem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tqpinn.errors import UserError
+from tqpinn.hw.area import DEFAULT_BRICKS_PER_PE, load_area_model
+from tqpinn.hw.hardware import DEFAULT_HARDWARE, hardware_from_dict
+from tqpinn.hw.measured import load_measured, measured_estimate
+from tqpinn.hw.pareto import Candidate, closest, pareto_front, smallest_change
+from tqpinn.hw.pinta import Pinta
+from tqpinn.hw.platforms import load_platforms, roofline
+from tqpinn.hw.plot import plot_pareto
+from tqpinn.hw.steps import StepRunner
+from tqpinn.hw.sweep_spec import (
+    BRICKS,
+    ESTIMATOR,
+    STEIN_PAIRS,
+    SweepSpec,
+    check_parameters,
+    design_points,
+    hardware_at,
+)
+from tqpinn.hw.trace import Trace
+from tqpinn.machine import load_average, machine_info
+from tqpinn.studies.hw_compare import BASELINE_VARIANT, BUDGET, CASES, PIPELINES, trace_name
+from tqpinn.studies.reproduce import variant_configs
+from tqpinn.studies.reproduce.variants import VARIANTS_BY_KEY
+from tqpinn.train.config import config_from_dict
+
+Log = Callable[[str], None]
+
+
+def _base_description(spec: SweepSpec) -> tuple[dict[str, Any], str]:
+    if spec.hardware is None:
+        text = resources.files("tqpinn.hw").joinpath(DEFAULT_HARDWARE).read_text()
+        return yaml.safe_load(text), DEFAULT_HARDWARE
+    if not spec.hardware.is_file():
+        raise UserError(f"hardware file not found: {spec.hardware}")
+    data = yaml.safe_load(spec.hardware.read_text(encoding="utf-8"))
+    hardware_from_dict(data, str(spec.hardware))
+    return data, str(spec.hardware)
+
+
+def _load_trace(path: Path) -> Trace:
+    if not path.is_file():
+        raise UserError(
+            f"trace {path} not found; save the traces first with "
+            f"`tqpinn hw --compare --out {path.parent}`"
+        )
+    return Trace.load(path)
+
+
+def stein_trace(spec: SweepSpec, problem: str, pairs: int, cache: Path, log: Log) -> Trace:
+    """The Stein full pipeline of ``problem`` at ``pairs`` pairs: saved, or traced and saved."""
+    name = f"{problem}_pipeline_stein_pairs{pairs}.json"
+    for directory in (spec.traces, cache):
+        if (directory / name).is_file():
+            return Trace.load(directory / name)
+    log(f"  tracing {problem} Stein pipeline at {pairs} pairs")
+    variant = PIPELINES["stein"]
+    config = variant_configs(BUDGET, problem, [VARIANTS_BY_KEY[variant]], spec.configs)[variant]
+    data = config.to_dict()
+    data["estimator"]["pairs"] = pairs
+    trace = StepRunner.build(config_from_dict(data)).trace()
+    cache.mkdir(parents=True, exist_ok=True)
+    trace.save(cache / name)
+    return trace
+
+
+def _workload(point: dict[str, Any]) -> tuple[str, int | None]:
+    return point.get(ESTIMATOR, "stein"), point.get(STEIN_PAIRS)
+
+
+def _changes(point: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The point's parameters that differ from the default description and workload."""
+    defaults = {ESTIMATOR: "stein", STEIN_PAIRS: None, BRICKS: DEFAULT_BRICKS_PER_PE}
+    out = {}
+    for key, value in point.items():
+        if key in defaults:
+            default = defaults[key]
+        else:
+            default = base
+            for part in key.split("."):
+                default = default[part]
+        if value != default:
+            out[key] = value
+    return out
+
+
+def _baselines(
+    spec: SweepSpec, problem: str, baseline: Trace
+) -> dict[str, tuple[float, float | None]]:
+    """Baseline -> (seconds, joules) of the baseline step; measured platforms without a
+    measurement for this problem are left out."""
+    rooflines, flops = load_platforms()
+    measured = load_measured(list(spec.timings))
+    valid = [*rooflines, *measured]
+    out: dict[str, tuple[float, float | None]] = {}
+    for name in spec.baselines:
+        if name in rooflines:
+            est = roofline(name, rooflines[name], baseline, flops)
+            out[name] = (est.seconds, est.energy_j)
+        elif name in measured:
+            got = measured_estimate(measured[name], problem, BASELINE_VARIANT, rooflines)
+            if got is not None:
+                out[name] = (got.seconds, got.energy_j)
+        else:
+            raise UserError(f"unknown baseline {name!r}; choose from {valid}")
+    return out
+
+
+def _targets_table(
+    candidates: list[Candidate], targets: dict[str, float], has_energy: bool
+) -> dict[str, Any]:
+    t_s, t_e = targets["speedup"], targets["energy_saving"] if has_energy else None
+    goals = {"both": (t_s, t_e), "speedup": (t_s, None), "energy_saving": (None, t_e)}
+    out: dict[str, Any] = {}
+    for goal, (s, e) in goals.items():
+        if goal == "energy_saving" and e is None:
+            continue
+        found = smallest_change(candidates, s, e)
+        out[goal] = None if found is None else found.summary()
+    out["closest"] = closest(candidates, t_s, t_e).summary()
+    return out
+
+
+def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str, Any]:
+    """Cost every design point of ``spec`` on every problem; write JSON and plots to ``out``."""
+    base, base_origin = _base_description(spec)
+    check_parameters(spec, base, origin)
+    known = [c.problem for c in CASES]
+    for problem in spec.problems:
+        if problem not in known:
+            raise UserError(f"{origin}: unknown problem {problem!r}; choose from {known}")
+    points = design_points(spec)
+    hardware = [hardware_at(base, p, f"{origin}: point {p}") for p in points]
+    area_model = load_area_model()
+    areas = [
+        area_model.area_mm2(hw, p.get(BRICKS, DEFAULT_BRICKS_PER_PE))
+        for hw, p in zip(hardware, points, strict=True)
+    ]
+    changes = [_changes(p, base) for p in points]
+    default_hw = hardware_at(base, {}, base_origin)
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = load_average()
+    log(f"sweep: {len(points)} design points x {len(spec.problems)} problems")
+    problems: dict[str, Any] = {}
+    for problem in spec.problems:
+        baseline = _load_trace(spec.traces / trace_name(problem))
+        workloads: dict[tuple[str, int | None], Trace] = {}
+        for point in points:
+            estimator, pairs = _workload(point)
+            if (estimator, pairs) in workloads:
+                continue
+            workloads[(estimator, pairs)] = (
+                _load_trace(spec.traces / trace_name(problem, estimator))
+                if pairs is None
+                else stein_trace(spec, problem, pairs, out / "traces", log)
+            )
+        log(f"  {problem}: costing {len(points)} points")
+        reports = [
+            Pinta(hw).run(workloads[_workload(p)]) for hw, p in zip(hardware, points, strict=True)
+        ]
+        seconds = [r.seconds for r in reports]
+        energy = [r.energy_j for r in reports]
+        recipe = workloads.get(("stein", None))
+        if recipe is None:
+            recipe = _load_trace(spec.traces / trace_name(problem, "stein"))
+        default = Pinta(default_hw).run(recipe)
+        per_baseline: dict[str, Any] = {}
+        panels: dict[str, Any] = {}
+        for name, (base_s, base_j) in _baselines(spec, problem, baseline).items():
+            speedup = [base_s / s for s in seconds]
+            saving = [None if base_j is None else base_j / e for e in energy]
+            candidates = [
+                Candidate(i, changes[i], speedup[i], saving[i], areas[i]["total"])
+                for i in range(len(points))
+            ]
+            entry: dict[str, Any] = {
+                "seconds": base_s,
+                "energy_j": base_j,
+                "default": {
+                    "speedup": base_s / default.seconds,
+                    "energy_saving": None if base_j is None else base_j / default.energy_j,
+                },
+                "what_it_takes": _targets_table(candidates, spec.targets, base_j is not None),
+            }
+            if base_j is not None:
+                front = pareto_front(speedup, saving)
+                entry["pareto_front"] = front
+                panels[name] = {
+                    "speedup": speedup,
+                    "saving": saving,
+                    "area": [a["total"] for a in areas],
+                    "front": front,
+                    "default": (entry["default"]["speedup"], entry["default"]["energy_saving"]),
+                }
+            per_baseline[name] = entry
+        if panels:
+            plot_pareto(
+                out / f"pareto_{problem}.png",
+                f"{problem}: PINTA design points vs the FP32-autodiff step",
+                panels,
+                (spec.targets["speedup"], spec.targets["energy_saving"]),
+            )
+        problems[problem] = {
+            "pinta_seconds": seconds,
+            "pinta_energy_j": energy,
+            "default_pinta": {"seconds": default.seconds, "energy_j": default.energy_j},
+            "baselines": per_baseline,
+        }
+    result = {
+        "spec": json.loads(spec.model_dump_json()),
+        "hardware": base_origin,
+        "points": points,
+        "changes": changes,
+        "area_mm2": areas,
+        "area_model": area_model.model_dump(),
+        "problems": problems,
+        "loadavg_before": load_before,
+        "loadavg_after": load_average(),
+        "machine": machine_info(),
+    }
+    (out / "sweep.json").write_text(json.dumps(result) + "\n")
+    return result
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """Per problem and baseline: the default design's gains and what it takes to reach the
+    targets (the smallest change, or the closest point when none reaches them)."""
+    targets = result["spec"]["targets"]
+    lines = [
+        f"{len(result['points'])} design points; targets: speedup {targets['speedup']}x, "
+        f"energy saving {targets['energy_saving']}x"
+    ]
+    for problem, p in result["problems"].items():
+        for name, b in p["baselines"].items():
+            d = b["default"]
+            saving = "n/a" if d["energy_saving"] is None else f"{d['energy_saving']:.3g}x"
+            both = b["what_it_takes"]["both"]
+            if both is None:
+                c = b["what_it_takes"]["closest"]
+                c_saving = "n/a" if c["energy_saving"] is None else f"{c['energy_saving']:.3g}x"
+                verdict = (
+                    f"not reached; closest {c['speedup']:.3g}x / {c_saving} with {c['changes']}"
+                )
+            else:
+                verdict = f"reached with {both['changes']} ({both['area_mm2']:.3g} mm²)"
+            lines.append(
+                f"{problem:<10} {name:<16} default {d['speedup']:.3g}x / {saving}: {verdict}"
+            )
+    return "\n".join(lines)
