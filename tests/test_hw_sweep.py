@@ -182,7 +182,7 @@ def test_sweep_recosts_every_point_and_finds_the_targets(tiny_traces, tmp_path):
     assert p["pinta_seconds"][i] == pytest.approx(report.seconds)
     assert p["pinta_energy_j"][i] == pytest.approx(report.energy_j)
     a100 = p["baselines"]["a100"]
-    both = a100["what_it_takes"]["both"]
+    both = a100["what_it_takes"]["any_change"]["both"]
     assert both["changes"] == {}
     assert both["speedup"] == pytest.approx(a100["default"]["speedup"])
     front = a100["pareto_front"]
@@ -192,7 +192,8 @@ def test_sweep_recosts_every_point_and_finds_the_targets(tiny_traces, tmp_path):
         for f in front:
             assert not (speedups[k] > speedups[f] and savings[k] > savings[f])
     assert "h100_measured" in p["baselines"]
-    # Targets nothing reaches: no answer, and the nearest miss instead.
+    # Targets nothing reaches: no answer, the nearest miss instead (with and without a
+    # change of workload).
     spec = write_spec(
         tmp_path / "s2.yaml", configs, traces, targets={"speedup": 1e9, "energy_saving": 1e9}
     )
@@ -201,9 +202,14 @@ def test_sweep_recosts_every_point_and_finds_the_targets(tiny_traces, tmp_path):
     a100 = json.loads((out / "sweep.json").read_text())["problems"]["poisson2d"]["baselines"][
         "a100"
     ]
-    assert a100["what_it_takes"]["both"] is None
-    best = a100["what_it_takes"]["closest"]
-    assert best["speedup"] == pytest.approx(max(speedups)) or best["energy_saving"] > 0
+    for scope in ("any_change", "hardware_only"):
+        assert a100["what_it_takes"][scope]["both"] is None
+    # The nearest miss of targets this far away: the point of the largest smaller gain.
+    best = a100["what_it_takes"]["any_change"]["best_balanced"]
+    worse_ratio = [min(s, e) / 1e9 for s, e in zip(speedups, savings, strict=True)]
+    assert best["point"] == max(range(len(worse_ratio)), key=worse_ratio.__getitem__)
+    hardware_only = a100["what_it_takes"]["hardware_only"]["best_balanced"]
+    assert "estimator" not in hardware_only["changes"]
     assert "not reached" in result.stdout
 
 
