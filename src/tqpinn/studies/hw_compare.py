@@ -23,7 +23,7 @@ import torch
 
 from tqpinn.errors import UserError
 from tqpinn.hw.hardware import Hardware
-from tqpinn.hw.measured import MeasuredPlatform, measured_estimate
+from tqpinn.hw.measured import MeasuredPlatform, load_measured, measured_estimate
 from tqpinn.hw.pinta import Pinta, PintaReport
 from tqpinn.hw.platforms import Platform, load_platforms, measure_this_machine, roofline
 from tqpinn.hw.report import THIS_MACHINE
@@ -217,9 +217,10 @@ def compare(
     trace_dir: Path | None = None,
     measured: dict[str, MeasuredPlatform] | None = None,
 ) -> dict[str, Any]:
-    """Every case traced and costed against every roofline and measured platform, with the
-    paper's ranges for reference. With ``measure``, this machine is a roofline (its rates
-    measured) and a measured platform (its baseline steps timed)."""
+    """Every case traced and costed against every roofline and measured platform (default: the
+    packaged timing files), with the paper's ranges for reference. With ``measure``, this
+    machine is a roofline (its rates measured) and a measured platform (its baseline steps
+    timed)."""
     for case in cases:
         path = pipeline_file(BUDGET, case.problem, configs_dir)
         if not path.is_file():
@@ -232,7 +233,7 @@ def compare(
     if measure:
         rooflines = {**rooflines, THIS_MACHINE: measure_this_machine()}
     traced = [trace_case(c, hw, configs_dir, measure, trace_dir) for c in cases]
-    measured = dict(measured or {})
+    measured = dict(load_measured() if measured is None else measured)
     if measure:
         here = this_machine_timing({t.problem: t.measured_here_s for t in traced})
         measured[here.name] = here

@@ -22,10 +22,10 @@ import yaml
 from tqpinn.errors import UserError
 from tqpinn.hw.area import DEFAULT_BRICKS_PER_PE, load_area_model
 from tqpinn.hw.hardware import DEFAULT_HARDWARE, hardware_from_dict
-from tqpinn.hw.measured import load_measured, measured_estimate
+from tqpinn.hw.measured import MeasuredPlatform, load_measured, measured_estimate
 from tqpinn.hw.pareto import Candidate, closest, pareto_front, smallest_change
-from tqpinn.hw.pinta import Pinta
-from tqpinn.hw.platforms import load_platforms, roofline
+from tqpinn.hw.pinta import Pinta, PintaReport
+from tqpinn.hw.platforms import Platform, load_platforms, roofline
 from tqpinn.hw.plot import plot_pareto
 from tqpinn.hw.steps import StepRunner
 from tqpinn.hw.sweep_spec import (
@@ -105,24 +105,24 @@ def _changes(point: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 
 def _baselines(
-    spec: SweepSpec, problem: str, baseline: Trace
+    names: list[str],
+    problem: str,
+    baseline: Trace,
+    rooflines: dict[str, Platform],
+    flops_per_element: dict[str, float],
+    measured: dict[str, MeasuredPlatform],
 ) -> dict[str, tuple[float, float | None]]:
     """Baseline -> (seconds, joules) of the baseline step; measured platforms without a
     measurement for this problem are left out."""
-    rooflines, flops = load_platforms()
-    measured = load_measured(list(spec.timings))
-    valid = [*rooflines, *measured]
     out: dict[str, tuple[float, float | None]] = {}
-    for name in spec.baselines:
+    for name in names:
         if name in rooflines:
-            est = roofline(name, rooflines[name], baseline, flops)
+            est = roofline(name, rooflines[name], baseline, flops_per_element)
             out[name] = (est.seconds, est.energy_j)
-        elif name in measured:
-            got = measured_estimate(measured[name], problem, BASELINE_VARIANT, rooflines)
-            if got is not None:
-                out[name] = (got.seconds, got.energy_j)
-        else:
-            raise UserError(f"unknown baseline {name!r}; choose from {valid}")
+            continue
+        got = measured_estimate(measured[name], problem, BASELINE_VARIANT, rooflines)
+        if got is not None:
+            out[name] = (got.seconds, got.energy_j)
     return out
 
 
@@ -155,6 +155,62 @@ def _what_it_takes(
     }
 
 
+def _workload_traces(
+    spec: SweepSpec, problem: str, points: list[dict[str, Any]], cache: Path, log: Log
+) -> dict[tuple[str, int | None], Trace]:
+    """(estimator, Stein pairs or None) -> its trace, for every workload the points use."""
+    workloads: dict[tuple[str, int | None], Trace] = {}
+    for point in points:
+        estimator, pairs = _workload(point)
+        if (estimator, pairs) not in workloads:
+            workloads[(estimator, pairs)] = (
+                _load_trace(spec.traces / trace_name(problem, estimator))
+                if pairs is None
+                else stein_trace(spec, problem, pairs, cache, log)
+            )
+    return workloads
+
+
+def _baseline_entry(
+    base_s: float,
+    base_j: float | None,
+    seconds: list[float],
+    energy: list[float],
+    default: PintaReport,
+    changes: list[dict[str, Any]],
+    areas: list[dict[str, float]],
+    targets: dict[str, float],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One baseline's record (default gains, target search, Pareto front) and its plot panel
+    (None without a baseline energy)."""
+    speedup = [base_s / s for s in seconds]
+    saving = [None if base_j is None else base_j / e for e in energy]
+    candidates = [
+        Candidate(i, changes[i], speedup[i], saving[i], areas[i]["total"])
+        for i in range(len(seconds))
+    ]
+    entry: dict[str, Any] = {
+        "seconds": base_s,
+        "energy_j": base_j,
+        "default": {
+            "speedup": base_s / default.seconds,
+            "energy_saving": None if base_j is None else base_j / default.energy_j,
+        },
+        "what_it_takes": _what_it_takes(candidates, targets, base_j is not None),
+    }
+    if base_j is None:
+        return entry, None
+    entry["pareto_front"] = pareto_front(speedup, saving)
+    panel = {
+        "speedup": speedup,
+        "saving": saving,
+        "area": [a["total"] for a in areas],
+        "front": entry["pareto_front"],
+        "default": (entry["default"]["speedup"], entry["default"]["energy_saving"]),
+    }
+    return entry, panel
+
+
 def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str, Any]:
     """Cost every design point of ``spec`` on every problem; write JSON and plots to ``out``."""
     base, base_origin = _base_description(spec)
@@ -163,6 +219,12 @@ def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str
     for problem in spec.problems:
         if problem not in known:
             raise UserError(f"{origin}: unknown problem {problem!r}; choose from {known}")
+    rooflines, flops_per_element = load_platforms()
+    measured = load_measured(list(spec.timings))
+    valid = [*rooflines, *measured]
+    for name in spec.baselines:
+        if name not in valid:
+            raise UserError(f"{origin}: unknown baseline {name!r}; choose from {valid}")
     points = design_points(spec)
     hardware = [hardware_at(base, p, f"{origin}: point {p}") for p in points]
     area_model = load_area_model()
@@ -178,55 +240,28 @@ def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str
     problems: dict[str, Any] = {}
     for problem in spec.problems:
         baseline = _load_trace(spec.traces / trace_name(problem))
-        workloads: dict[tuple[str, int | None], Trace] = {}
-        for point in points:
-            estimator, pairs = _workload(point)
-            if (estimator, pairs) in workloads:
-                continue
-            workloads[(estimator, pairs)] = (
-                _load_trace(spec.traces / trace_name(problem, estimator))
-                if pairs is None
-                else stein_trace(spec, problem, pairs, out / "traces", log)
-            )
+        workloads = _workload_traces(spec, problem, points, out / "traces", log)
         log(f"  {problem}: costing {len(points)} points")
-        reports = [
-            Pinta(hw).run(workloads[_workload(p)]) for hw, p in zip(hardware, points, strict=True)
-        ]
-        seconds = [r.seconds for r in reports]
-        energy = [r.energy_j for r in reports]
+        seconds, energy = [], []
+        for hw, point in zip(hardware, points, strict=True):
+            report = Pinta(hw).run(workloads[_workload(point)])  # not kept: per-GEMM detail
+            seconds.append(report.seconds)
+            energy.append(report.energy_j)
         recipe = workloads.get(("stein", None))
         if recipe is None:
             recipe = _load_trace(spec.traces / trace_name(problem, "stein"))
         default = Pinta(default_hw).run(recipe)
         per_baseline: dict[str, Any] = {}
         panels: dict[str, Any] = {}
-        for name, (base_s, base_j) in _baselines(spec, problem, baseline).items():
-            speedup = [base_s / s for s in seconds]
-            saving = [None if base_j is None else base_j / e for e in energy]
-            candidates = [
-                Candidate(i, changes[i], speedup[i], saving[i], areas[i]["total"])
-                for i in range(len(points))
-            ]
-            entry: dict[str, Any] = {
-                "seconds": base_s,
-                "energy_j": base_j,
-                "default": {
-                    "speedup": base_s / default.seconds,
-                    "energy_saving": None if base_j is None else base_j / default.energy_j,
-                },
-                "what_it_takes": _what_it_takes(candidates, spec.targets, base_j is not None),
-            }
-            if base_j is not None:
-                front = pareto_front(speedup, saving)
-                entry["pareto_front"] = front
-                panels[name] = {
-                    "speedup": speedup,
-                    "saving": saving,
-                    "area": [a["total"] for a in areas],
-                    "front": front,
-                    "default": (entry["default"]["speedup"], entry["default"]["energy_saving"]),
-                }
-            per_baseline[name] = entry
+        costs = _baselines(
+            spec.baselines, problem, baseline, rooflines, flops_per_element, measured
+        )
+        for name, (base_s, base_j) in costs.items():
+            per_baseline[name], panel = _baseline_entry(
+                base_s, base_j, seconds, energy, default, changes, areas, spec.targets
+            )
+            if panel is not None:
+                panels[name] = panel
         if panels:
             plot_pareto(
                 out / f"pareto_{problem}.png",
