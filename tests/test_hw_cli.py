@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tqpinn.studies.hw_compare import CASES, PAPER_ENERGY_SAVING, PAPER_SPEEDUP, case_configs
+from tqpinn.hw.measured import load_timing_file
+from tqpinn.hw.report import THIS_MACHINE
+from tqpinn.studies.hw_compare import (
+    CASES,
+    PAPER_ENERGY_SAVING,
+    PAPER_SPEEDUP,
+    PIPELINES,
+    THIS_MACHINE_MEASURED,
+    case_configs,
+    trace_name,
+)
 from tqpinn.studies.reproduce import variant_configs
 from tqpinn.train.config import load_config
 
@@ -76,25 +86,69 @@ def test_one_config_writes_json_trace_and_plot(tmp_path):
 
 def test_compare_prints_every_problem_beside_the_paper_ranges(tmp_path):
     configs = tiny_recipes(tmp_path / "configs")
-    result = tqpinn("--compare", "--configs", str(configs), "--no-measure", "--out", str(tmp_path))
+    timing = tmp_path / "a100_timing.yaml"
+    timing.write_text(
+        yaml.safe_dump(
+            {
+                "name": "a100_lab",
+                "label": "A100, timed in a lab",
+                "roofline": "a100",
+                "power_w": 250.0,
+                "steps": {"poisson2d": {"fp32_ad_dense": 0.004}},
+                "sources": {"steps": "a test", "power_w": "a test"},
+            }
+        )
+    )
+    result = tqpinn(
+        "--compare", "--configs", str(configs), "--out", str(tmp_path), "--timings", str(timing)
+    )
     assert result.returncode == 0, result.stderr
     assert f"speedup {PAPER_SPEEDUP[0]}x-{PAPER_SPEEDUP[1]}x" in result.stdout
     assert f"energy saving {PAPER_ENERGY_SAVING[0]}x" in result.stdout
     data = json.loads((tmp_path / "compare.json").read_text())
     assert [p["problem"] for p in data["problems"]] == [c.problem for c in CASES]
     for p in data["problems"]:
-        assert p["pipeline_trace"]["meta"]["quant"] == "smx_paper"
-        assert p["pipeline_trace"]["meta"]["estimator"]["diffquant"] == "full"
+        assert set(p["pipelines"]) == set(PIPELINES)
+        for estimator, pipe in p["pipelines"].items():
+            assert pipe["trace"]["meta"]["quant"] == "smx_paper"
+            assert pipe["trace"]["meta"]["estimator"]["name"] == estimator
+            assert (tmp_path / trace_name(p["problem"], estimator)).is_file()
+        assert p["pipelines"]["stein"]["trace"]["meta"]["estimator"]["diffquant"] == "full"
         for row in p["baselines"].values():
-            assert row["speedup"] == pytest.approx(row["seconds"] / p["pinta"]["step"]["seconds"])
+            for e, pipe in p["pipelines"].items():
+                pinta = pipe["pinta"]["step"]
+                assert row["speedup"][e] == pytest.approx(row["seconds"] / pinta["seconds"])
+        # Measured on the spot: this machine's step beside its own roofline.
+        here = p["baselines"][THIS_MACHINE_MEASURED]
+        assert here["kind"] == "measured" and here["roofline"] == THIS_MACHINE
+        assert here["roofline_error"] == pytest.approx(
+            p["baselines"][THIS_MACHINE]["seconds"] / here["seconds"] - 1
+        )
+        assert here["energy_j"] is None  # no power meter, no TDP for this machine
+    poisson, heat, hjb = (
+        {n: r for n, r in p["baselines"].items() if r["kind"] == "measured"}
+        for p in data["problems"]
+    )
+    # The packaged H100 timings (Poisson and Heat measured; HJB not) and the given file.
+    assert set(poisson) == {"h100_measured", "a100_lab", THIS_MACHINE_MEASURED}
+    assert set(heat) == {"h100_measured", THIS_MACHINE_MEASURED}
+    assert set(hjb) == {THIS_MACHINE_MEASURED}
+    lab = poisson["a100_lab"]
+    assert lab["seconds"] == 0.004 and lab["power_basis"] == "measured"
+    assert lab["energy_j"] == pytest.approx(250.0 * 0.004)
+    assert poisson["h100_measured"]["power_basis"] == "TDP of h100"
+    # This machine's timings come back as a timing file that --timings reads.
+    again = load_timing_file(tmp_path / "this_machine_timing.yaml")
+    assert again.step_seconds("hjb20d", "fp32_ad_dense") == hjb[THIS_MACHINE_MEASURED]["seconds"]
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ([], "either --config FILE"),
+        ([], "give one of --config FILE"),
         (["--config", "no/such.yaml"], "config file not found"),
         (["--compare", "--configs", "no/such/dir"], "no/such/dir"),
+        (["--compare", "--timings", "no/such.yaml"], "timing file not found"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, fragment):

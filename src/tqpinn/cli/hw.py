@@ -61,23 +61,52 @@ def hw_command(
     measure: Annotated[
         bool, typer.Option(help="Also measure this machine (micro-benchmarks, step wall time).")
     ] = True,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(help="Sweep spec YAML: re-cost saved traces over design points (--out)."),
+    ] = None,
+    timings: Annotated[
+        list[Path] | None,
+        typer.Option(help="Timing file of a measured platform (--compare; repeatable)."),
+    ] = None,
 ) -> None:
     """Cost a real training step on the PINTA accelerator model and baseline platforms."""
     from tqpinn.hw.hardware import load_hardware
 
+    if [config is not None, compare, sweep is not None].count(True) != 1:
+        raise UserError(
+            "give one of --config FILE (one step), --compare (the three problems) "
+            "or --sweep SPEC (a design-space sweep)"
+        )
+    if sweep is not None:
+        from tqpinn.hw.sweep_spec import load_spec
+        from tqpinn.studies.hw_sweep import format_summary
+        from tqpinn.studies.hw_sweep import sweep as run_sweep
+
+        if hardware is not None:
+            raise UserError("--sweep takes its base description from the spec's 'hardware' key")
+        if out is None:
+            raise UserError("--sweep needs --out DIR (it writes sweep.json and plots there)")
+        result = run_sweep(load_spec(sweep), str(sweep), out)
+        print(format_summary(result))
+        return
     hw = load_hardware(hardware)
-    if compare == (config is not None):
-        raise UserError("give either --config FILE (one step) or --compare (the three problems)")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if compare:
+        from tqpinn.hw.measured import MeasuredPlatform, load_measured
+        from tqpinn.studies.hw_compare import THIS_MACHINE_MEASURED, format_table
         from tqpinn.studies.hw_compare import compare as run_compare
-        from tqpinn.studies.hw_compare import format_table
 
-        result = run_compare(hw, configs, measure=measure, trace_dir=out)
+        measured = load_measured(list(timings or []))
+        result = run_compare(hw, configs, measure=measure, trace_dir=out, measured=measured)
         print(format_table(result))
         if out is not None:
             (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+            if measure:
+                here = result["measured_platforms"][THIS_MACHINE_MEASURED]
+                timing = MeasuredPlatform.model_validate(here).to_yaml()
+                (out / "this_machine_timing.yaml").write_text(timing)
         return
     from tqpinn.hw.report import cost_config
 
