@@ -5,10 +5,16 @@ import statistics
 
 import pytest
 
-from tqpinn.studies.dimension_sweep import cheapest, dimension_sweep, run_child, sweep_config
+from tqpinn.studies.dimension_sweep import (
+    cheapest,
+    dimension_sweep,
+    plot_sweep,
+    run_child,
+    sweep_config,
+)
 
 
-def test_each_point_measured_and_the_cheapest_named():
+def test_each_point_measured_and_the_cheapest_named(tmp_path):
     result = dimension_sweep(dims=(4,), estimators=("stein_K64", "taylor"), rounds=2, widths=[8, 8])
     section = result["dims"]["4"]
     points = section["points"]
@@ -20,6 +26,8 @@ def test_each_point_measured_and_the_cheapest_named():
     fastest = min(points, key=lambda k: points[k]["step_s"])
     assert section["cheapest_time"] == fastest
     assert section["cheapest_memory"] == min(points, key=lambda k: points[k]["step_bytes"])
+    plot_sweep(result, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_point_above_the_cap_fails_alone():

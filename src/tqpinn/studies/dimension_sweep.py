@@ -32,11 +32,13 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from tqpinn.machine import load_average
+from tqpinn.report.pyplot import pyplot
 from tqpinn.studies.memory_bench import MALLOC_MMAP_THRESHOLD, THREADS_PER_PROCESS, rss_bytes
 from tqpinn.studies.reproduce.recipes import CONFIGS_DIR
 from tqpinn.timing import interleaved
@@ -187,6 +189,33 @@ def dimension_sweep(
         }
     result["loadavg_end"] = load_average()
     return result
+
+
+def plot_sweep(result: Mapping[str, Any], path: Path) -> None:
+    """Step time and step memory against d, log-log, one line per estimator (points that did
+    not fit left out), into a PNG at ``path``."""
+    plt = pyplot()
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in result["estimators"]:
+        ok = [
+            (int(d), s["points"][name])
+            for d, s in result["dims"].items()
+            if "step_s" in s["points"].get(name, {})
+        ]
+        dims = [d for d, _ in ok]
+        ax_time.plot(dims, [p["step_s"] for _, p in ok], "o-", label=name)
+        ax_mem.plot(dims, [p["step_bytes"] / 2**20 for _, p in ok], "o-", label=name)
+    for ax, label in ((ax_time, "seconds a training step"), (ax_mem, "MiB a step adds (peak RSS)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("dimension d (Heat, 3 x 256 tanh, 50 interior points)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_time.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
