@@ -16,7 +16,8 @@ seconds.
 Time: the points of one d that fitted are then timed in this process, interleaved (one step of
 each per round, :func:`tqpinn.timing.interleaved`), with torch's threads; a point whose child
 step took longer than ``interleave_max_s`` keeps the child's (single-thread) second step time
-alone, marked ``timed_in_child``.
+alone, marked ``timed_in_child``. An estimator slower than ``skip_above_s`` a step is not run
+at the larger d (marked ``skipped``), so that the sweep ends in minutes.
 
 Run as a module (``python -m tqpinn.studies.dimension_sweep CONFIG_JSON STEPS``), it measures
 one point and prints its JSON: that is the child process.
@@ -46,7 +47,7 @@ from tqpinn.train.config import config_from_dict, load_config
 from tqpinn.train.run import build_run
 from tqpinn.train.trainer import train_step
 
-DIMS = (10, 100, 1000, 3000, 10000)
+DIMS = (10, 100, 1000, 10000)
 ESTIMATORS: dict[str, dict[str, Any]] = {
     "autodiff": {"name": "autodiff"},
     "stein_K64": {"name": "stein", "sigma": 0.01, "pairs": 64, "value": "center"},
@@ -60,6 +61,7 @@ MEMORY_CAP = 10 * 2**30
 machine, so that a point that does not fit fails alone."""
 CHILD_STEPS = 2
 INTERLEAVE_MAX_S = 30.0
+SKIP_ABOVE_S = 20.0
 ROUNDS = 3
 
 Log = Callable[[str], None]
@@ -150,10 +152,15 @@ def dimension_sweep(
     memory_cap: int = MEMORY_CAP,
     interleave_max_s: float = INTERLEAVE_MAX_S,
     widths: Sequence[int] | None = None,
+    skip_above_s: float = SKIP_ABOVE_S,
     log: Log = lambda line: None,
+    done_dim: Callable[[dict[str, Any]], None] = lambda partial: None,
 ) -> dict[str, Any]:
-    """Every (d, estimator) point: memory in a child, time interleaved here; per d the cheapest
-    estimator in step time and in step memory. A JSON-ready dict."""
+    """Every (d, estimator) point, d ascending: memory in a child, time interleaved here; per d
+    the cheapest estimator in step time and in step memory. An estimator whose step took longer
+    than ``skip_above_s`` is skipped at every larger d (its cost only grows with d).
+    ``done_dim`` gets the result so far after each d (a long sweep saves as it goes). A
+    JSON-ready dict."""
     result: dict[str, Any] = {
         "recipe": RECIPE,
         "estimators": {k: ESTIMATORS[k] for k in estimators},
@@ -161,25 +168,32 @@ def dimension_sweep(
         "threads_per_child": THREADS_PER_PROCESS,
         "threads_interleaved": torch.get_num_threads(),
         "rounds": rounds,
+        "skip_above_s": skip_above_s,
         "loadavg_start": load_average(),
         "dims": {},
     }
-    for dim in dims:
+    too_slow: dict[str, str] = {}
+    for dim in sorted(dims):
         configs = {e: sweep_config(dim, e, widths) for e in estimators}
-        points = {e: run_child(cfg, memory_cap=memory_cap) for e, cfg in configs.items()}
+        points = {
+            e: {"skipped": too_slow[e]} if e in too_slow else run_child(cfg, memory_cap=memory_cap)
+            for e, cfg in configs.items()
+        }
         quick = {
             e: configs[e]
             for e, p in points.items()
-            if "error" not in p and p["child_seconds"][-1] <= interleave_max_s
+            if "step_bytes" in p and p["child_seconds"][-1] <= interleave_max_s
         }
         times = time_interleaved(quick, rounds) if quick else {}
         for e, p in points.items():
             if e in times:
                 p["step_s"] = statistics.median(times[e])
                 p["times_s"] = times[e]
-            elif "error" not in p:
+            elif "step_bytes" in p:
                 p["step_s"] = p["child_seconds"][-1]
                 p["timed_in_child"] = True
+            if p.get("step_s", 0.0) > skip_above_s:
+                too_slow[e] = f"its step took {p['step_s']:.0f} s at d = {dim}"
             log(f"d={dim} {e}: {p.get('step_s', p.get('error'))} s, {p.get('step_bytes')} B")
         result["dims"][str(dim)] = {
             "points": points,
@@ -187,6 +201,7 @@ def dimension_sweep(
             "cheapest_memory": cheapest(points, "step_bytes"),
             "loadavg_after": load_average(),
         }
+        done_dim(result)
     result["loadavg_end"] = load_average()
     return result
 
