@@ -1,6 +1,7 @@
 """The estimator-training benchmark at a tiny size: every row trained, interleaved, on the Heat
 recipe (d = 100) with 8-unit layers; rows per point as the estimators' formulas give them."""
 
+import copy
 import math
 
 import pytest
@@ -60,11 +61,8 @@ def test_smx_rows_save_less_than_fp32_rows(heat_result):
 
 
 def test_merge_replaces_the_rerun_rows_only(heat_result):
-    old = {
-        "recipes": {
-            "heat100d": {"steps": 4, "rows": dict(heat_result["recipes"]["heat100d"]["rows"])}
-        }
-    }
+    rows = copy.deepcopy(heat_result["recipes"]["heat100d"]["rows"])
+    old = {"recipes": {"heat100d": {"steps": 4, "rows": rows}}}
     rerun = {**old["recipes"]["heat100d"]["rows"]["smx_taylor"], "step_median_s": 123.0}
     new = {
         "command": "again",
@@ -73,12 +71,21 @@ def test_merge_replaces_the_rerun_rows_only(heat_result):
         "threads": 1,
         "recipes": {"heat100d": {"steps": 4, "rows": {"smx_taylor": rerun}}},
     }
-    merged = merge_results(old, new)["recipes"]["heat100d"]["rows"]
+    merged_result = merge_results(old, new)
+    merged = merged_result["recipes"]["heat100d"]["rows"]
     assert list(merged) == list(ROW_KEYS)
     assert merged["smx_taylor"]["run"]["command"] == "again"
     assert "run" not in merged["fp32_taylor"]
     base = merged[BASELINE]["step_median_s"]
     assert merged["smx_taylor"][f"ratio_vs_{BASELINE}"] == pytest.approx(123.0 / base)
+    assert merged_result["recipes"]["heat100d"]["steps"] == 4  # a partial re-run keeps it
+
+
+def test_merge_of_a_whole_recipe_takes_its_step_count(heat_result):
+    rows = heat_result["recipes"]["heat100d"]["rows"]
+    old = {"recipes": {"heat100d": {"steps": 4, "rows": copy.deepcopy(rows)}}}
+    new = {"command": "longer", "recipes": {"heat100d": {"steps": 9, "rows": copy.deepcopy(rows)}}}
+    assert merge_results(old, new)["recipes"]["heat100d"]["steps"] == 9
 
 
 def test_unknown_row_names_the_choices():

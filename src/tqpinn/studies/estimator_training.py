@@ -242,7 +242,8 @@ def bench_estimator_training(
 def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old`` (a result of :func:`bench_estimator_training`) with the rows of ``new`` in place
     of their old measurements, in table order; each new row keeps its run's settings under
-    "run", and the ratios are recomputed over the merged rows."""
+    "run" (a recipe whose rows were all re-run takes the new step count), and the ratios are
+    recomputed over the merged rows."""
     settings = {k: new.get(k) for k in ("command", "short_steps", "loadavg_start", "threads")}
     for recipe, section in new["recipes"].items():
         for row in section["rows"].values():
@@ -250,7 +251,10 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         if recipe not in old["recipes"]:
             old["recipes"][recipe] = section
             continue
-        rows = old["recipes"][recipe]["rows"] | section["rows"]
-        old["recipes"][recipe]["rows"] = {k: rows[k] for k in ROW_KEYS if k in rows}
-        add_ratios(old["recipes"][recipe]["rows"])
+        kept = old["recipes"][recipe]
+        if set(section["rows"]) >= set(kept["rows"]):  # every row re-run: the new step count
+            kept["steps"] = section["steps"]
+        rows = kept["rows"] | section["rows"]
+        kept["rows"] = {k: rows[k] for k in ROW_KEYS if k in rows}
+        add_ratios(kept["rows"])
     return old
