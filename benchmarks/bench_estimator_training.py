@@ -3,7 +3,7 @@
     python benchmarks/bench_estimator_training.py
         [--out benchmarks/results/bench_estimator_training.json]
         [--recipes poisson2d,hjb20d,heat100d] [--only smx_taylor,fp32_autodiff]
-        [--steps 200] [--short-steps 5] [--threads 2]
+        [--steps 60] [--short-steps 4] [--threads 1]
 
 The library call is tqpinn.studies.estimator_training.bench_estimator_training (the recipes,
 the rows and the interleaving are in its docstring). With ``--only`` or ``--recipes`` the rows
@@ -32,9 +32,9 @@ from tqpinn.studies.estimator_training import (
     select_rows,
 )
 
-STEPS = {"poisson2d": 200, "hjb20d": 100, "heat100d": 100}
-"""Steps per recipe of a full run, cut from the recipes' 1000 / 10,000 / 1000 so that the whole
-run (eleven rows a recipe) takes under 40 minutes on a shared 2-core machine."""
+STEPS = {"poisson2d": 200, "hjb20d": 60, "heat100d": 60}
+"""Steps per recipe, cut from the recipes' 1000 / 10,000 / 1000 so that the whole run (eleven
+rows a recipe, one thread) takes about 20 minutes on a shared 2-core machine."""
 
 
 def print_table(recipe: str, rows: dict[str, dict[str, Any]]) -> None:
@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--recipes", default=",".join(RECIPES), help="recipes to run")
     p.add_argument("--only", default=None, help=f"rows to run (default all): {','.join(ROW_KEYS)}")
     p.add_argument("--steps", type=int, default=None, help="steps of every recipe (default: STEPS)")
-    p.add_argument("--short-steps", type=int, default=5, help="steps of Stein at the recipe's K")
+    p.add_argument("--short-steps", type=int, default=4, help="steps of Stein at the recipe's K")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = p.parse_args()
     torch.set_float32_matmul_precision("highest")  # IEEE FP32 baselines, no TF32
