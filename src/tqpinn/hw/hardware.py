@@ -25,6 +25,7 @@ from pydantic import (
 
 from tqpinn.errors import UserError
 from tqpinn.hw.opclass import OP_CLASSES
+from tqpinn.hw.yaml_file import read_yaml_file
 
 DEFAULT_HARDWARE = "pinta_default.yaml"
 
@@ -174,10 +175,5 @@ def load_hardware(path: Path | None = None) -> Hardware:
     if path is None:
         text = resources.files("tqpinn.hw").joinpath(DEFAULT_HARDWARE).read_text()
         return hardware_from_dict(yaml.safe_load(text), DEFAULT_HARDWARE)
-    if not path.is_file():
-        raise UserError(f"hardware file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise UserError(f"hardware file {path} is not valid UTF-8 YAML") from None
+    data = read_yaml_file(path, "hardware file")
     return hardware_from_dict(data, str(path))

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
 from tqpinn.errors import UserError
 from tqpinn.hw.hardware import unsourced
 from tqpinn.hw.platforms import Platform
+from tqpinn.hw.yaml_file import read_yaml_file
 
 PACKAGED_TIMINGS = ("measured_h100.yaml",)
 """Timing files shipped with the package, loaded by every ``tqpinn hw --compare``."""
@@ -96,12 +97,7 @@ def measured_from_dict(data: Any, origin: str) -> MeasuredPlatform:
 
 def load_timing_file(path: Path) -> MeasuredPlatform:
     """A measured platform from a YAML (or JSON) timing file."""
-    if not path.is_file():
-        raise UserError(f"timing file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise UserError(f"timing file {path} is not valid UTF-8 YAML or JSON") from None
+    data = read_yaml_file(path, "timing file")
     return measured_from_dict(data, str(path))
 
 

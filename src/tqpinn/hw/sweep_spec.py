@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
 from tqpinn.errors import UserError
 from tqpinn.hw.area import DEFAULT_BRICKS_PER_PE
 from tqpinn.hw.hardware import Hardware, hardware_from_dict
+from tqpinn.hw.yaml_file import read_yaml_file
 
 BRICKS = "array.bricks_per_pe"
 ESTIMATOR, STEIN_PAIRS = "estimator", "stein_pairs"
@@ -75,12 +76,7 @@ def hardware_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 def load_spec(path: Path) -> SweepSpec:
     """The sweep spec in ``path``; UserError naming a bad key."""
-    if not path.is_file():
-        raise UserError(f"sweep spec not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise UserError(f"sweep spec {path} is not valid UTF-8 YAML") from None
+    data = read_yaml_file(path, "sweep spec")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a sweep spec must be a mapping")
     try:
