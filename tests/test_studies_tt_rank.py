@@ -9,7 +9,7 @@ import yaml
 from tqpinn.errors import UserError
 from tqpinn.studies.reproduce import variant_configs
 from tqpinn.studies.tt_rank import (
-    REFERENCE,
+    REFERENCES,
     SERIES,
     choose,
     grid,
@@ -59,7 +59,7 @@ def test_a_point_changes_only_the_tt_layers_ranks_and_init_of_each_series():
     points = grid([2, 16], ["both", "first"], ["torch"])
     configs = study_configs(points, "paper", "poisson2d")
     variants = variant_configs("paper", "poisson2d")
-    assert configs["reference"] == variants[REFERENCE]
+    assert configs["references"] == {key: variants[key] for key in REFERENCES}
     for name in SERIES:
         for p in points:
             data = configs["series"][name][p.key].to_dict()
@@ -126,8 +126,10 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
     fp32 = first["series"]["fp32_se_tt"]
     assert all(row["rel_l2_fp32"] == row["rel_l2"] for row in fp32.values())
     pipeline = first["series"][SERIES[-1]]
-    for metric, chosen in first["choice"].items():
-        assert chosen == choose(pipeline, first["reference"], metric)
+    assert first["reference"] == {"variant": "fp32_se_dense", **first["references"][REFERENCES[0]]}
+    for reference, choices in first["choice"].items():
+        for metric, chosen in choices.items():
+            assert chosen == choose(pipeline, first["references"][reference], metric)
 
     # Interrupt one run after its first step: it resumes; every other run is reused.
     run_dir = out / "runs/poisson2d/full_pipeline_taylor/r1_first_xavier/seed_0"
@@ -136,7 +138,7 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
     messages: list[str] = []
     again = tt_rank_study(out, points, "quick", log=messages.append, configs_dir=configs)
     actions = [m.groups() for m in map(RUN_LINE.fullmatch, map(str.strip, messages)) if m]
-    assert len(actions) == 1 + len(SERIES) * len(points)
+    assert len(actions) == len(REFERENCES) + len(SERIES) * len(points)
     assert [a for a in actions if a[0] != "reuse"] == [("resume", "r1_first_xavier")]
     # The trainer's resume is bit-identical: the same errors and choice as the first study.
     for name in SERIES:

@@ -8,11 +8,13 @@ pipeline, against the FP32-SE dense reference of the same budget; every run goes
 it finished.
 
 Layout under ``out``: ``runs/<problem>/<series>/<point>/seed_<s>/`` per grid run and
-``runs/<problem>/fp32_se_dense/seed_<s>/`` for the reference.
+``runs/<problem>/<reference>/seed_<s>/`` per dense reference.
 
 The selection rule: among the points whose quantized pipeline reaches rel-L2 (``metric``) at
 most ``target`` times the reference's, the one with the fewest parameters (the highest
-compression); a tie goes to the lower error. None when no point qualifies.
+compression); a tie goes to the lower error. None when no point qualifies. The rule of record
+is against FP32-SE dense (Stein at the study's pairs); the same rule against FP32-AD dense
+(exact derivatives, like the taylor pipeline) is given beside it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ PLACEMENTS: dict[str, tuple[int, ...]] = {"both": (1, 2), "first": (1,)}
 RANKS = (2, 4, 8, 16)
 INITS = ("xavier",)
 REFERENCE = "fp32_se_dense"
+REFERENCES = (REFERENCE, "fp32_ad_dense")
+"""Dense FP32 runs of the same budget; the first is the selection rule's of record."""
 SERIES = ("fp32_se_tt", "full_pipeline_taylor")
 """Reproduce variants each grid point trains as, FP32 first; the last is the quantized pipeline
 the selection rule reads."""
@@ -108,15 +112,15 @@ def study_configs(
     cap: BudgetCap = NO_CAP,
     configs_dir: Path = CONFIGS_DIR,
 ) -> dict[str, Any]:
-    """The reference config and, per series, point key -> its config: ``{"reference": Config,
-    "series": {series: {point key: Config}}}``."""
-    chosen = [VARIANTS_BY_KEY[key] for key in (REFERENCE, *SERIES)]
+    """Per dense reference and, per series, point key -> its config: ``{"references":
+    {reference: Config}, "series": {series: {point key: Config}}}``."""
+    chosen = [VARIANTS_BY_KEY[key] for key in (*REFERENCES, *SERIES)]
     base = variant_configs(budget, problem, chosen, configs_dir, cap)
     series = {
         name: {p.key: config_from_dict(p.apply(base[name].to_dict())) for p in points}
         for name in SERIES
     }
-    return {"reference": base[REFERENCE], "series": series}
+    return {"references": {key: base[key] for key in REFERENCES}, "series": series}
 
 
 def _run(config: Config, variant_dir: Path, log: Log) -> dict[str, Any]:
@@ -170,8 +174,9 @@ def tt_rank_study(
     log: Log = print,
     configs_dir: Path = CONFIGS_DIR,
 ) -> dict[str, Any]:
-    """Train (or reuse) the reference and every point of ``series`` under ``out``; the
-    JSON-ready result: the runs, the choice under each metric, the current recipe's point."""
+    """Train (or reuse) the dense references and every point of ``series`` under ``out``; the
+    JSON-ready result: the runs, the choice per reference and metric (None where the pipeline
+    series was not run or no point qualifies), the current recipe's point."""
     bad = [s for s in series if s not in SERIES]
     if bad:
         raise UserError(f"unknown series {bad}; choose from {list(SERIES)}")
@@ -180,12 +185,13 @@ def tt_rank_study(
     log(f"{problem}: {TITLES[problem]}, {cap.describe(budget, recipe)}")
     root = out / "runs" / problem
     t0, load_start = time.perf_counter(), load_average()
-    reference = _run(configs["reference"], root / REFERENCE, log)
+    references = {key: _run(c, root / key, log) for key, c in configs["references"].items()}
     rows = {
         name: {key: _run(c, root / name / key, log) for key, c in configs["series"][name].items()}
         for name in series
     }
     pipeline = configs["series"][SERIES[-1]]
+    pipeline_rows = rows.get(SERIES[-1])
     return {
         "problem": problem,
         "title": TITLES[problem],
@@ -196,14 +202,17 @@ def tt_rank_study(
         "points": [
             {**vars(p), "key": p.key, "layers": list(PLACEMENTS[p.placement])} for p in points
         ],
-        "reference": {"variant": REFERENCE, **reference},
+        "reference": {"variant": REFERENCE, **references[REFERENCE]},
+        "references": references,
         "series": rows,
         "current": current_point(
             variant_configs(budget, problem, configs_dir=configs_dir)[SERIES[-1]]
         ),
         "choice": {
-            m: choose(rows[SERIES[-1]], reference, m, target) if SERIES[-1] in rows else None
-            for m in METRICS
+            ref: {
+                m: choose(pipeline_rows, row, m, target) if pipeline_rows else None for m in METRICS
+            }
+            for ref, row in references.items()
         },
         "configs": {key: c.to_dict() for key, c in pipeline.items()},
         "threads": torch.get_num_threads(),
@@ -221,7 +230,7 @@ COLOURS = {"fp32_se_tt": "tab:blue", "full_pipeline_taylor": "tab:orange"}
 def plot_tt_rank(result: Mapping[str, Any], path: Path) -> None:
     """Parameters against rel-L2 (log-log): one marker per placement, one colour per series
     (the quantized series at its quantized rel-L2), each point labelled with its rank; the
-    FP32-SE dense reference as a point and a line, and the target line."""
+    dense references as points and lines, and the target line over FP32-SE dense."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)
     points = {p["key"]: p for p in result["points"]}
@@ -245,6 +254,10 @@ def plot_tt_rank(result: Mapping[str, Any], path: Path) -> None:
     ref = result["reference"]
     ax.loglog([ref["n_params"]], [ref["rel_l2"]], "k*", ms=10, label="FP32-SE dense")
     ax.axhline(ref["rel_l2"], color="k", lw=0.8, ls="-")
+    ad = result["references"].get("fp32_ad_dense")
+    if ad is not None:
+        ax.loglog([ad["n_params"]], [ad["rel_l2"]], "kP", ms=8, label="FP32-AD dense")
+        ax.axhline(ad["rel_l2"], color="k", lw=0.8, ls=":")
     target = result["target"]
     ax.axhline(target * ref["rel_l2"], color="k", lw=0.8, ls="--", label=f"{target}x FP32-SE dense")
     ax.set_xlabel("network parameters")
