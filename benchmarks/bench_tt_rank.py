@@ -4,11 +4,13 @@
         [--out benchmarks/results/tt_rank_poisson2d.json] [--plot docs/img/tt_rank_poisson2d.png]
         [--problem poisson2d] [--budget paper] [--pairs 64] [--steps N]
         [--ranks 2,4,8,16] [--placements both,first] [--inits xavier]
-        [--series fp32_se_tt,full_pipeline_taylor] [--runs runs/tt_rank] [--threads 1]
+        [--series fp32_se_tt,full_pipeline_taylor] [--max-rank fp32_se_tt=8]
+        [--runs runs/tt_rank] [--threads 1]
 
 The library call is tqpinn.studies.tt_rank.tt_rank_study (grid, series, selection rule in its
 docstring). Runs live under ``--runs`` and are reused or resumed on a rerun, so the study can be
-stopped and started again, or extended by a wider grid.
+stopped and started again, or extended by a wider grid. ``--max-rank SERIES=R`` leaves the
+points of rank above R out of that series (a budget limit, recorded in the JSON).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
 
+def max_ranks(text: str) -> dict[str, int]:
+    """ "fp32_se_tt=8,..." as {"fp32_se_tt": 8, ...}; "" as {}."""
+    try:
+        return {name: int(rank) for name, rank in (i.split("=") for i in text.split(",") if i)}
+    except ValueError:
+        sys.exit(f"error: --max-rank takes SERIES=R,..., got {text!r}")
+
+
 def main() -> None:
     p = parser(__doc__, "tt_rank_poisson2d.json")
     p.add_argument("--plot", type=Path, default=ROOT / "docs/img/tt_rank_poisson2d.png")
@@ -41,6 +51,7 @@ def main() -> None:
     p.add_argument("--placements", default=",".join(PLACEMENTS))
     p.add_argument("--inits", default="xavier")
     p.add_argument("--series", default=",".join(SERIES))
+    p.add_argument("--max-rank", default="", help="SERIES=R,...: highest rank a series trains")
     p.add_argument("--runs", type=Path, default=ROOT / "runs/tt_rank")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = p.parse_args()
@@ -55,6 +66,7 @@ def main() -> None:
             args.problem,
             BudgetCap(steps=args.steps, pairs=args.pairs),
             args.series.split(","),
+            max_rank=max_ranks(args.max_rank),
         )
     except UserError as err:
         sys.exit(f"error: {err}")

@@ -146,6 +146,17 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
             assert row["rel_l2"] == first["series"][name][key]["rel_l2"]
     assert again["choice"] == first["choice"]
 
+    # A rank limit on the FP32 series reads only its points up to that rank; nothing trains.
+    messages.clear()
+    limited = tt_rank_study(
+        out, points, "quick", log=messages.append, configs_dir=configs, max_rank={SERIES[0]: 1}
+    )
+    assert list(limited["series"][SERIES[0]]) == ["r1_both_xavier", "r1_first_xavier"]
+    assert limited["series"][SERIES[-1]] == again["series"][SERIES[-1]]
+    assert not [m for m in messages if re.match(r"\s*(train|resume)", m)]
+    with pytest.raises(UserError, match=r"unknown series \['fp16'\]; choose from"):
+        tt_rank_study(out, points, "quick", configs_dir=configs, max_rank={"fp16": 1})
+
     plot = tmp_path / "tt_rank.png"
     plot_tt_rank(again, plot)
     assert plot.read_bytes().startswith(b"\x89PNG")

@@ -173,13 +173,17 @@ def tt_rank_study(
     target: float = TARGET,
     log: Log = print,
     configs_dir: Path = CONFIGS_DIR,
+    max_rank: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse) the dense references and every point of ``series`` under ``out``; the
     JSON-ready result: the runs, the choice per reference and metric (None where the pipeline
-    series was not run or no point qualifies), the current recipe's point."""
-    bad = [s for s in series if s not in SERIES]
+    series was not run or no point qualifies), the current recipe's point. ``max_rank``:
+    series -> the highest rank it trains, a budget limit (its points above are left out)."""
+    max_rank = dict(max_rank or {})
+    bad = [s for s in [*series, *max_rank] if s not in SERIES]
     if bad:
         raise UserError(f"unknown series {bad}; choose from {list(SERIES)}")
+    ranks = {p.key: p.rank for p in points}
     configs = study_configs(points, budget, problem, cap, configs_dir)
     recipe = recipe_numbers(budget, problem, configs_dir)
     log(f"{problem}: {TITLES[problem]}, {cap.describe(budget, recipe)}")
@@ -187,7 +191,11 @@ def tt_rank_study(
     t0, load_start = time.perf_counter(), load_average()
     references = {key: _run(c, root / key, log) for key, c in configs["references"].items()}
     rows = {
-        name: {key: _run(c, root / name / key, log) for key, c in configs["series"][name].items()}
+        name: {
+            key: _run(c, root / name / key, log)
+            for key, c in configs["series"][name].items()
+            if ranks[key] <= max_rank.get(name, ranks[key])
+        }
         for name in series
     }
     pipeline = configs["series"][SERIES[-1]]
@@ -199,6 +207,7 @@ def tt_rank_study(
         "budget_line": cap.describe(budget, recipe),
         "cap": {"steps": cap.steps, "pairs": cap.pairs},
         "target": target,
+        "max_rank": max_rank,
         "points": [
             {**vars(p), "key": p.key, "layers": list(PLACEMENTS[p.placement])} for p in points
         ],
@@ -241,7 +250,7 @@ def plot_tt_rank(result: Mapping[str, Any], path: Path) -> None:
                 continue
             xs = [rows[k]["n_params"] for k in keys]
             ys = [rows[k]["rel_l2"] for k in keys]
-            label = f"{name}, TT layers {points[keys[0]]['layers']}"
+            label = f"{VARIANTS_BY_KEY[name].label}, TT layers {points[keys[0]]['layers']}"
             ax.loglog(xs, ys, marker, color=COLOURS[name], label=label, ls="none", ms=6)
             for k, x, y in zip(keys, xs, ys, strict=True):
                 ax.annotate(
