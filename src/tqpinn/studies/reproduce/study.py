@@ -6,6 +6,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ def reproduce(
     t0 = time.perf_counter()
     results: dict[str, Any] = {
         "budget": budget,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cap": {"steps": cap.steps, "pairs": cap.pairs},
         "seeds": chosen_seeds,
         "tqpinn": __version__,
