@@ -14,7 +14,6 @@ from tqpinn.nn import MLP, DifferenceStreams
 from tqpinn.nn.layer import set_quant
 from tqpinn.nn.precision import apply_quant
 from tqpinn.nn.tt import TTLinear
-from tqpinn.nn.tt import layer as tt_layer
 from tqpinn.nn.tt.plans import plan_cost
 from tqpinn.quant import PRESETS, fastpath
 from tqpinn.quant.memory import OUTSIDE, saved_bytes
@@ -23,19 +22,10 @@ PLANS = [("sequential", None), ("partial", 2), ("partial", [1, 3]), ("reconstruc
 SHAPES = ([8, 4, 4, 4], [4, 4, 4, 8])  # the HJB-20D hidden layer
 
 
-@pytest.fixture
-def stored_intermediates(monkeypatch):
-    """TT layers store every contraction's input (no recompute): the reference path."""
-
-    def store_all(x, w, spec, recompute_x=None):
-        return qops.chained_gemm(x, w, spec, None)
-
-    monkeypatch.setattr(tt_layer, "chained_gemm", store_all)
-
-
-def _tt(plan, groups, preset="smx_paper"):
+def _tt(plan, groups, preset="smx_paper", recompute=True):
+    """recompute False: every contraction stores its own input, the reference path."""
     torch.manual_seed(0)
-    layer = TTLinear(512, 512, 2, shapes=SHAPES, plan=plan, groups=groups)
+    layer = TTLinear(512, 512, 2, shapes=SHAPES, plan=plan, groups=groups, recompute=recompute)
     set_quant(layer, PRESETS[preset])
     return layer
 
@@ -57,15 +47,11 @@ def _layer_bytes(layer, batch):
 
 @pytest.mark.parametrize("preset", ["smx_paper", "mx_int8"])
 @pytest.mark.parametrize(("plan", "groups"), PLANS)
-def test_recomputed_intermediates_give_the_stored_path_bits(plan, groups, preset, monkeypatch):
+def test_recomputed_intermediates_give_the_stored_path_bits(plan, groups, preset):
     g = torch.Generator().manual_seed(1)
     x, grad_y = torch.randn(2, 8, 512, generator=g), torch.randn(2, 8, 512, generator=g)
-    layer = _tt(plan, groups, preset)
-    recomputed = _grads(layer, x, grad_y)
-    monkeypatch.setattr(
-        tt_layer, "chained_gemm", lambda x, w, s, r=None: qops.chained_gemm(x, w, s)
-    )
-    stored = _grads(layer, x, grad_y)
+    recomputed = _grads(_tt(plan, groups, preset), x, grad_y)
+    stored = _grads(_tt(plan, groups, preset, recompute=False), x, grad_y)
     for a, b in zip(recomputed, stored, strict=True):
         assert torch.equal(a, b)
 
@@ -86,11 +72,23 @@ def test_quantized_tt_keeps_its_input_packed_only(plan, groups):
     assert cost[0].count("recompute") == len(layer.plan.groups) - 1
 
 
-def test_stored_path_keeps_the_intermediates_too(stored_intermediates):
+def test_stored_path_keeps_the_intermediates_too():
     # PRS 2 + 2 on 512 -> 512: the intermediate (B·16, 32) is as wide as the input.
-    layer = _tt("partial", 2)
+    layer = _tt("partial", 2, recompute=False)
     per_row = SMX_INT8.packed_bits((16, 32)) / 8
     assert _layer_bytes(layer, 64) - _layer_bytes(layer, 16) == 2 * 48 * per_row
+
+
+def test_the_config_switch_reaches_every_tt_layer():
+    from tqpinn.train.build import build_model, build_problem
+    from tqpinn.train.config import config_from_dict
+
+    for recompute in (True, False):
+        tt = {"layers": [1, 2], "ranks": 2, "plan": "partial", "groups": 2, "recompute": recompute}
+        config = config_from_dict({"model": {"widths": [64, 64, 64], "tt": {**tt, "n_cores": 3}}})
+        net = build_model(config, build_problem(config), None)
+        layers = [m for m in net.modules() if isinstance(m, TTLinear)]
+        assert len(layers) == 2 and all(m.recompute is recompute for m in layers)
 
 
 def test_weight_changed_before_backward_is_an_error():

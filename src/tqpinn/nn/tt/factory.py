@@ -42,6 +42,7 @@ def tt_linear_factory(n_layers: int, spec: TTSpec) -> LinearFactory:
             spec.groups,
             spec.init,
             merge=spec.merge,
+            recompute=spec.recompute,
         )
         _refuse_sequential_partial(layer, index)
         return layer

@@ -30,7 +30,9 @@ class TTLinear(GemmLayer):
     ranks: one internal rank or a list of d − 1; shapes: (out factors, in factors) or None for
     the automatic rule over ``n_cores`` cores; plan: "sequential", "reconstruct" or "partial"
     with ``groups`` (a count or sizes); merge: precision of the merge GEMMs of "partial" and
-    "reconstruct", "fp32" (each merged core is quantized once, when used) or "quantized"; init: "torch", "xavier" or "he" (variance of the
+    "reconstruct", "fp32" (each merged core is quantized once, when used) or "quantized"; recompute:
+    quantized, keep only the layer's input for backward and recompute the later contractions'
+    inputs there (False: store each); init: "torch", "xavier" or "he" (variance of the
     reconstructed weight, see :mod:`tqpinn.nn.tt.init`). The bias follows torch.nn.Linear for
     "torch" and is zero otherwise. The plan may be changed later with :meth:`set_plan`.
     """
@@ -50,8 +52,10 @@ class TTLinear(GemmLayer):
         init: str = "torch",
         bias: bool = True,
         merge: str = "fp32",
+        recompute: bool = True,
     ) -> None:
         super().__init__()
+        self.recompute = recompute
         self.in_features, self.out_features = in_features, out_features
         self.shape: TTShape = tt_shape(in_features, out_features, ranks, shapes, n_cores)
         self.plan: ContractionPlan = make_plan(plan, self.shape.n_cores, groups, merge)
@@ -158,13 +162,15 @@ class TTLinear(GemmLayer):
             t = F.pad(t, (0, self.shape.in_padded - self.in_features))  # zeros: contribute 0
         batch = t.shape[0]
         m_f, n_f, r = self.shape.out_factors, self.shape.in_factors, self.shape.ranks
-        # Quantized, only the layer's input is kept for backward: each later GEMM's input (an
-        # intermediate of up to rank·width elements per row) is recomputed there from the
-        # previous GEMM's kept input, one small product per group (qops.chained_gemm).
+        # With ``recompute``, quantized, only the layer's input is kept for backward: each later
+        # GEMM's input (an intermediate of up to rank·width elements per row) is recomputed
+        # there from the previous GEMM's kept input, one small product per group
+        # (qops.chained_gemm); without, each GEMM stores its own input.
         again = layout = None
         for (a, b), mat in zip(reversed(self.plan.bounds()), reversed(mats), strict=True):
             k = mat.shape[1]
-            recompute = None if again is None else functools.partial(_next_input, again, layout, k)
+            chained = self.recompute and again is not None
+            recompute = functools.partial(_next_input, again, layout, k) if chained else None
             y, again = chained_gemm(t.reshape(-1, k), mat, self.quant, recompute)
             layout = (batch, math.prod(m_f[b:]), math.prod(n_f[:a]), r[a], -1)
             t = _output_layout(y, layout)

@@ -25,6 +25,7 @@ class TTSpec:
     groups: int | tuple[int, ...] | None = None
     init: str = "torch"
     merge: str = "fp32"
+    recompute: bool = True
 
     def shape_of(self) -> dict[int, FactorPair | None]:
         """TT layer index -> its factor pair (None: automatic)."""
