@@ -10,11 +10,11 @@ from tqpinn.hw.export import (
     exported_shape,
     read_compute_cycles,
     topology_csv,
-    write_scalesim_inputs,
 )
 from tqpinn.hw.hardware import load_hardware
 from tqpinn.hw.systolic import compute_cycles, map_gemm
 from tqpinn.hw.trace import GemmRecord
+from tqpinn.studies.scalesim_crosscheck import run_scalesim
 
 
 def test_topology_rows_and_config():
@@ -61,20 +61,7 @@ def _scalesim_usable() -> str | None:
 def test_live_scalesim_matches_the_no_overlap_model(tmp_path, dataflow):
     """SCALE-Sim's cycle count is one less than ours (it reports the last cycle's index) for the
     weight- and input-stationary dataflows; os differs by design (docs/pinta.md)."""
-    from scalesim.scale_sim import scalesim
-
-    hw = load_hardware()
     shapes = [(100, 64, 40), (7, 33, 65), (300, 8, 128)]
-    paths = write_scalesim_inputs(tmp_path, shapes, hw, dataflow)
-    sim = scalesim(
-        save_disk_space=True,
-        verbose=False,
-        config=str(paths["config"]),
-        topology=str(paths["topology"]),
-        layout=str(paths["layout"]),
-        input_type_gemm=True,
-    )
-    sim.run_scale(top_path=str(tmp_path / "out"))
-    got = read_compute_cycles(tmp_path / "out" / "tqpinn" / "COMPUTE_REPORT.csv")
+    got = run_scalesim(shapes, dataflow, tmp_path)
     ours = [compute_cycles(map_gemm(dataflow, *s), 32, 32, overlap=False) for s in shapes]
     assert [o - 1 for o in ours] == got

@@ -46,17 +46,12 @@ def cuda_tf32_matmuls() -> Iterator[None]:
     restored afterwards (also on an exception)."""
     matmul = torch.backends.cuda.matmul
     try:
-        before = matmul.fp32_precision
+        key, before = "fp32_precision", matmul.fp32_precision
+        value: str | bool = "tf32"
     except AttributeError:  # torch before 2.9 has only the legacy switch
-        before_legacy = matmul.allow_tf32
-        matmul.allow_tf32 = True
-        try:
-            yield
-        finally:
-            matmul.allow_tf32 = before_legacy
-        return
-    matmul.fp32_precision = "tf32"
+        key, before, value = "allow_tf32", matmul.allow_tf32, True
+    setattr(matmul, key, value)
     try:
         yield
     finally:
-        matmul.fp32_precision = before
+        setattr(matmul, key, before)
