@@ -1,10 +1,10 @@
-"""TT rank and placement study on one problem: FP32-SE TT and the taylor full pipeline per point.
+"""TT rank and placement study on one problem: FP32-SE TT, the Stein and the taylor full pipelines.
 
     python benchmarks/bench_tt_rank.py
         [--out benchmarks/results/tt_rank_poisson2d.json] [--plot docs/img/tt_rank_poisson2d.png]
         [--problem poisson2d] [--budget paper] [--pairs 64] [--steps N]
         [--ranks 2,4,8,16] [--placements both,first] [--inits xavier]
-        [--series fp32_se_tt,full_pipeline_taylor] [--max-rank fp32_se_tt=8]
+        [--series fp32_se_tt,full_pipeline_taylor] (or add full_pipeline) [--max-rank fp32_se_tt=8]
         [--runs runs/tt_rank] [--threads 1]
 
 The library call is tqpinn.studies.tt_rank.tt_rank_study (grid, series, selection rule in its
@@ -23,7 +23,14 @@ import torch
 from common import parser, write_result
 from tqpinn.errors import UserError
 from tqpinn.studies.reproduce import BudgetCap
-from tqpinn.studies.tt_rank import PLACEMENTS, RANKS, SERIES, grid, plot_tt_rank, tt_rank_study
+from tqpinn.studies.tt_rank import (
+    DEFAULT_SERIES,
+    PLACEMENTS,
+    RANKS,
+    grid,
+    plot_tt_rank,
+    tt_rank_study,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +57,7 @@ def main() -> None:
     p.add_argument("--ranks", default=",".join(map(str, RANKS)))
     p.add_argument("--placements", default=",".join(PLACEMENTS))
     p.add_argument("--inits", default="xavier")
-    p.add_argument("--series", default=",".join(SERIES))
+    p.add_argument("--series", default=",".join(DEFAULT_SERIES))
     p.add_argument("--max-rank", default="", help="SERIES=R,...: highest rank a series trains")
     p.add_argument("--runs", type=Path, default=ROOT / "runs/tt_rank")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")

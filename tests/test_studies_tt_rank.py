@@ -9,6 +9,8 @@ import yaml
 from tqpinn.errors import UserError
 from tqpinn.studies.reproduce import variant_configs
 from tqpinn.studies.tt_rank import (
+    DEFAULT_SERIES,
+    PIPELINES,
     REFERENCES,
     SERIES,
     choose,
@@ -113,7 +115,9 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
     configs = tiny_configs(tmp_path / "configs")
     points = grid([1, 2], ["both", "first"])
     out = tmp_path / "study"
-    first = tt_rank_study(out, points, "quick", log=lambda _: None, configs_dir=configs)
+    first = tt_rank_study(
+        out, points, "quick", series=SERIES, log=lambda _: None, configs_dir=configs
+    )
     assert first["current"] == "r2_both_xavier"
     assert set(first["series"]) == set(SERIES)
     for rows in first["series"].values():
@@ -125,18 +129,25 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
         assert all(row["steps"] == 2 and row["rel_l2"] > 0 for row in rows.values())
     fp32 = first["series"]["fp32_se_tt"]
     assert all(row["rel_l2_fp32"] == row["rel_l2"] for row in fp32.values())
-    pipeline = first["series"][SERIES[-1]]
     assert first["reference"] == {"variant": "fp32_se_dense", **first["references"][REFERENCES[0]]}
-    for reference, choices in first["choice"].items():
-        for metric, chosen in choices.items():
-            assert chosen == choose(pipeline, first["references"][reference], metric)
+    # One choice per quantized pipeline, reference and metric, each the rule over its own rows.
+    assert list(first["choice"]) == list(PIPELINES)
+    for name, by_reference in first["choice"].items():
+        assert list(by_reference) == list(REFERENCES)
+        for reference, choices in by_reference.items():
+            for metric, chosen in choices.items():
+                want = choose(first["series"][name], first["references"][reference], metric)
+                assert chosen == want
+    assert set(first["configs"]) == set(PIPELINES)
 
     # Interrupt one run after its first step: it resumes; every other run is reused.
     run_dir = out / "runs/poisson2d/full_pipeline_taylor/r1_first_xavier/seed_0"
     (run_dir / "metrics.json").unlink()
     list_checkpoints(run_dir)[-1].unlink()
     messages: list[str] = []
-    again = tt_rank_study(out, points, "quick", log=messages.append, configs_dir=configs)
+    again = tt_rank_study(
+        out, points, "quick", series=SERIES, log=messages.append, configs_dir=configs
+    )
     actions = [m.groups() for m in map(RUN_LINE.fullmatch, map(str.strip, messages)) if m]
     assert len(actions) == len(REFERENCES) + len(SERIES) * len(points)
     assert [a for a in actions if a[0] != "reuse"] == [("resume", "r1_first_xavier")]
@@ -147,10 +158,13 @@ def test_the_study_runs_every_point_and_reuses_or_resumes_on_a_rerun(tmp_path):
     assert again["choice"] == first["choice"]
 
     # A rank limit on the FP32 series reads only its points up to that rank; nothing trains.
+    # The default series leave the Stein pipeline out: its choice is absent, not None.
     messages.clear()
     limited = tt_rank_study(
         out, points, "quick", log=messages.append, configs_dir=configs, max_rank={SERIES[0]: 1}
     )
+    assert list(limited["series"]) == list(DEFAULT_SERIES)
+    assert list(limited["choice"]) == ["full_pipeline_taylor"]
     assert list(limited["series"][SERIES[0]]) == ["r1_both_xavier", "r1_first_xavier"]
     assert limited["series"][SERIES[-1]] == again["series"][SERIES[-1]]
     assert not [m for m in messages if re.match(r"\s*(train|resume)", m)]

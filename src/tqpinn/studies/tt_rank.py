@@ -1,16 +1,16 @@
 """The TT-rank and placement study: which TT layers, at which rank, keep a pipeline accurate.
 
 A grid point changes only ``model.tt`` of a problem's full-pipeline config: its ranks, the
-layers that are TT (the placement) and the initialisation. Each point trains as two series of
-the reproduce ablation (:mod:`tqpinn.studies.reproduce`), FP32-SE TT and a quantized full
-pipeline, against the FP32-SE dense reference of the same budget; every run goes through
+layers that are TT (the placement) and the initialisation. Each point trains as chosen series of
+the reproduce ablation (:mod:`tqpinn.studies.reproduce`): FP32-SE TT, the Stein full pipeline
+and the taylor full pipeline, against the dense references of the same budget; every run goes through
 :func:`tqpinn.studies.reproduce.runner.train_or_reuse`, so a study is resumable and reuses what
 it finished.
 
 Layout under ``out``: ``runs/<problem>/<series>/<point>/seed_<s>/`` per grid run and
 ``runs/<problem>/<reference>/seed_<s>/`` per dense reference.
 
-The selection rule: among the points whose quantized pipeline reaches rel-L2 (``metric``) at
+The selection rule, per quantized pipeline series: among the points whose pipeline reaches rel-L2 (``metric``) at
 most ``target`` times the reference's, the one with the fewest parameters (the highest
 compression); a tie goes to the lower error. None when no point qualifies. The rule of record
 is against FP32-SE dense (Stein at the study's pairs); the same rule against FP32-AD dense
@@ -45,9 +45,12 @@ INITS = ("xavier",)
 REFERENCE = "fp32_se_dense"
 REFERENCES = (REFERENCE, "fp32_ad_dense")
 """Dense FP32 runs of the same budget; the first is the selection rule's of record."""
-SERIES = ("fp32_se_tt", "full_pipeline_taylor")
-"""Reproduce variants each grid point trains as, FP32 first; the last is the quantized pipeline
-the selection rule reads."""
+SERIES = ("fp32_se_tt", "full_pipeline", "full_pipeline_taylor")
+"""Reproduce variants a grid point can train as, FP32 first."""
+PIPELINES = SERIES[1:]
+"""The quantized pipelines: the selection rule reads each one that ran."""
+DEFAULT_SERIES = ("fp32_se_tt", "full_pipeline_taylor")
+"""The cheap pair: at the recipes' Stein pairs a Stein pipeline step costs seconds on a CPU."""
 
 METRICS = ("rel_l2", "rel_l2_fp32")
 """rel_l2: the trained network as it runs (quantized GEMMs for a quantized run); rel_l2_fp32:
@@ -169,15 +172,15 @@ def tt_rank_study(
     budget: str = "paper",
     problem: str = "poisson2d",
     cap: BudgetCap = NO_CAP,
-    series: Sequence[str] = SERIES,
+    series: Sequence[str] = DEFAULT_SERIES,
     target: float = TARGET,
     log: Log = print,
     configs_dir: Path = CONFIGS_DIR,
     max_rank: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse) the dense references and every point of ``series`` under ``out``; the
-    JSON-ready result: the runs, the choice per reference and metric (None where the pipeline
-    series was not run or no point qualifies), the current recipe's point. ``max_rank``:
+    JSON-ready result: the runs, the choice per pipeline series that ran, reference and metric
+    (None where no point qualifies), the current recipe's point. ``max_rank``:
     series -> the highest rank it trains, a budget limit (its points above are left out)."""
     max_rank = dict(max_rank or {})
     bad = [s for s in [*series, *max_rank] if s not in SERIES]
@@ -198,8 +201,7 @@ def tt_rank_study(
         }
         for name in series
     }
-    pipeline = configs["series"][SERIES[-1]]
-    pipeline_rows = rows.get(SERIES[-1])
+    pipelines = [name for name in PIPELINES if name in rows]
     return {
         "problem": problem,
         "title": TITLES[problem],
@@ -215,15 +217,19 @@ def tt_rank_study(
         "references": references,
         "series": rows,
         "current": current_point(
-            variant_configs(budget, problem, configs_dir=configs_dir)[SERIES[-1]]
+            variant_configs(budget, problem, configs_dir=configs_dir)[PIPELINES[0]]
         ),
         "choice": {
-            ref: {
-                m: choose(pipeline_rows, row, m, target) if pipeline_rows else None for m in METRICS
+            name: {
+                ref: {m: choose(rows[name], row, m, target) for m in METRICS}
+                for ref, row in references.items()
             }
-            for ref, row in references.items()
+            for name in pipelines
         },
-        "configs": {key: c.to_dict() for key, c in pipeline.items()},
+        "configs": {
+            name: {key: c.to_dict() for key, c in configs["series"][name].items()}
+            for name in pipelines
+        },
         "threads": torch.get_num_threads(),
         "loadavg_start": load_start,
         "loadavg_end": load_average(),
@@ -233,7 +239,11 @@ def tt_rank_study(
 
 
 MARKERS = {"both": "o", "first": "s"}
-COLOURS = {"fp32_se_tt": "tab:blue", "full_pipeline_taylor": "tab:orange"}
+COLOURS = {
+    "fp32_se_tt": "tab:blue",
+    "full_pipeline": "tab:green",
+    "full_pipeline_taylor": "tab:orange",
+}
 
 
 def plot_tt_rank(result: Mapping[str, Any], path: Path) -> None:
