@@ -5,6 +5,7 @@ format runs by default and every named format under ``-m slow``."""
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,9 @@ import torch
 from tqpinn.formats import FORMATS, SMX_INT8, BlockFormat, PackedTensor, pack, quantize, unpack
 from tqpinn.quant import compiled, fastpath, store
 from tqpinn.quant.spec import Operand
+from tqpinn.studies.cuda_bench import SECTIONS, CudaCases, bench_cuda, quantizer
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 Case = Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
 
@@ -196,3 +200,26 @@ def test_store_on_cuda_takes_the_compiled_quantizer():
     _assert_same_bits(p.elements, ref.elements)
     _assert_same_bits(p.exponents, ref.exponents)
     _assert_same_bits(store.values(p), unpack(ref))
+
+
+@pytest.mark.slow
+def test_the_gpu_script_checks_and_times_the_compiled_quantizer():
+    """The quantizer section of benchmarks/bench_cuda.py, run on the CPU: every check holds and
+    every path is timed (the C kernels too, where they take the matrix)."""
+    result = quantizer(["mx_int8"], (64, 96), "cpu", rounds=1)
+    r = result["mx_int8"]
+    assert r["bit_identical"] == {"quantize": True, "pack": True, "unpack": True}
+    timed = {f"{path}_{op}" for path in ("reference", "compiled") for op in r["bit_identical"]}
+    if fastpath.available():
+        timed |= {f"c_kernel_{op}" for op in r["bit_identical"]}
+    assert set(r["median_seconds"]) == timed
+    assert all(s > 0 for s in r["median_seconds"].values())
+
+
+def test_the_gpu_script_runs_the_sections_asked_for():
+    cases = CudaCases(quantizer_formats=(), quantizer_shape=(4, 4))
+    result = bench_cuda(CONFIGS, "cpu", cases=cases, only=["quantizer"])
+    assert result["quantizer"]["dispatch"] == compiled.describe("cpu")
+    assert not set(SECTIONS[1:]) & set(result)
+    with pytest.raises(ValueError, match=r"unknown sections \['smoek'\]; choose from"):
+        bench_cuda(CONFIGS, "cpu", cases=cases, only=["smoek"])

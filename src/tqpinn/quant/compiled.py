@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import types
 from collections.abc import Callable
 
 import torch
@@ -33,10 +34,10 @@ from tqpinn.formats import BlockFormat, PackedTensor, pack, quantize, unpack
 ENV_DISABLE = "TQPINN_NO_COMPILE"
 """Set to 1 to keep CUDA tensors on the PyTorch reference quantizer."""
 
-RECOMPILE_LIMIT = 64
-"""Compiled variants Dynamo keeps per function. Every format's function shares one code object,
-so the variants of all formats count together: 14 named formats times a few padding patterns,
-orientations and small-dimension cases each (past the limit Dynamo would run the reference)."""
+RECOMPILE_LIMIT = 32
+"""Compiled variants Dynamo keeps per format and operation (its default, 8, is counted per code
+object): padding patterns, orientations, dimensions below a block and ranks, each compiled once.
+Past the limit the call raises (``fullgraph``) rather than silently running uncompiled."""
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -96,10 +97,14 @@ def describe(device: torch.device | str = "cuda") -> dict[str, str]:
     }
 
 
-def _compiled(fn: Callable[..., object]) -> Callable[..., object]:
+def _compiled(fn: Callable[..., object], name: str) -> Callable[..., object]:
     """fn compiled with dynamic sizes: Dynamo specialises on the format (a constant of fn) and,
     of the tensors, only on their padding pattern, orientation and dimensions below a block."""
-    inner = torch.compile(fn, fullgraph=True)
+    # Dynamo keeps compiled variants, and counts the recompile limit, per code object: a copy
+    # of fn's code under the format's name gives each format its own (and names it in logs).
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    own = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    inner = torch.compile(own, fullgraph=True)
 
     def run(*tensors: torch.Tensor):
         # Marked dynamic here rather than by dynamic=True, which would also turn the format's
@@ -120,7 +125,7 @@ def _compiled(fn: Callable[..., object]) -> Callable[..., object]:
 
 @functools.cache
 def _quantizer(fmt: BlockFormat) -> Callable[[torch.Tensor], torch.Tensor]:
-    return _compiled(lambda x: quantize(x, fmt))
+    return _compiled(lambda x: quantize(x, fmt), f"quantize_{fmt.name}")
 
 
 @functools.cache
@@ -129,7 +134,7 @@ def _packer(fmt: BlockFormat) -> Callable[[torch.Tensor], tuple[torch.Tensor, to
         p = pack(x, fmt)
         return p.elements, p.exponents
 
-    return _compiled(parts)
+    return _compiled(parts, f"pack_{fmt.name}")
 
 
 @functools.cache
@@ -137,7 +142,8 @@ def _unpacker(
     fmt: BlockFormat, dtype: torch.dtype
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return _compiled(
-        lambda elements, exponents: unpack(PackedTensor(elements, exponents, fmt, dtype))
+        lambda elements, exponents: unpack(PackedTensor(elements, exponents, fmt, dtype)),
+        f"unpack_{fmt.name}",
     )
 
 
