@@ -8,7 +8,8 @@ into a few kernels.
 
 Arithmetic semantics: bit for bit the reference. Every step is exact or correctly rounded (the
 exponent read by ``frexp``, a division by a power of two, round half to even, a clamp, casts of
-integers or to FP8), so a compiler that fuses or reorders them cannot change a value;
+integers or to FP8), so a compiler that fuses or reorders them cannot change a value, provided
+it rounds each operation as IEEE does (for Triton: :data:`EXACT_TRITON`);
 tests/test_quant_compiled.py checks it through Inductor's C++ backend on every named format and
 on the device where CUDA exists. Only nearest rounding is compiled: stochastic rounding draws
 its numbers from a generator, and a compiled RNG draws other numbers.
@@ -38,6 +39,21 @@ RECOMPILE_LIMIT = 32
 """Compiled variants Dynamo keeps per format and operation (its default, 8, is counted per code
 object): padding patterns, orientations, dimensions below a block and ranks, each compiled once.
 Past the limit the call raises (``fullgraph``) rather than silently running uncompiled."""
+
+
+EXACT_TRITON = {
+    # Triton's x / y is div.full.f32 (approximate, subnormal operands flushed to zero); eager
+    # CUDA divides correctly rounded. In a block with scale 2^−126 a subnormal element x has
+    # x / 2^−126 in (0, 1), which rounds to 1 above 1/2: it must not be flushed.
+    "eager_numerics.division_rounding": True,
+    # libdevice calls (ilogb inside Inductor's frexp) keep subnormals: a subnormal block
+    # maximum has its own exponent, not ilogb(0)'s.
+    "eager_numerics.disable_ftz": True,
+    # No contraction of a multiply and an add into one rounding (as eager CUDA computes).
+    "emulate_precision_casts": True,
+}
+"""Inductor options that make Triton kernels round every operation as eager CUDA does (the
+C++ backend already does: its flags keep IEEE division and subnormals)."""
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -104,7 +120,7 @@ def _compiled(fn: Callable[..., object], name: str) -> Callable[..., object]:
     # of fn's code under the format's name gives each format its own (and names it in logs).
     code = fn.__code__.replace(co_name=name, co_qualname=name)
     own = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    inner = torch.compile(own, fullgraph=True)
+    inner = torch.compile(own, fullgraph=True, options=EXACT_TRITON)
 
     def run(*tensors: torch.Tensor):
         # Marked dynamic here rather than by dynamic=True, which would also turn the format's

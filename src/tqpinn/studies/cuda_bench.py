@@ -92,8 +92,9 @@ def _quantizer_input(shape: tuple[int, int], device: str) -> torch.Tensor:
     subnormal one (edge blocks of every block shape)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g) * torch.exp2(torch.randint(-8, 9, shape, generator=g))
-    x[0, 0], x[1, 100] = math.nan, -math.inf
-    x[5, :64], x[9, 64:128] = 0.0, 1e-40
+    half = shape[1] // 2
+    x[0, 0], x[-1, -1] = math.nan, -math.inf
+    x[shape[0] // 2, :half], x[-2, half:] = 0.0, 1e-40
     return x.to(device)
 
 
