@@ -72,6 +72,11 @@ def _reason(disable: str, device_type: str) -> str | None:
         return "no CUDA device"
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (torch.compile needs it for CUDA)"
+    from torch._inductor import config as inductor_config  # only where Triton would compile
+
+    missing = sorted(set(EXACT_TRITON) - set(inductor_config.get_config_copy()))
+    if missing:
+        return f"torch {torch.__version__} lacks the Inductor options {missing} (exact rounding)"
     return None
 
 
@@ -124,7 +129,7 @@ def _compiled(fn: Callable[..., object], name: str) -> Callable[..., object]:
 
     def run(*tensors: torch.Tensor):
         # Marked dynamic here rather than by dynamic=True, which would also turn the format's
-        # integers (bits, block) into symbols and compile slower, shape-generic kernels.
+        # integers (bits, block) into symbols: kernels generic in what is a constant.
         for t in tensors:
             for dim in range(t.dim()):
                 torch._dynamo.maybe_mark_dynamic(t, dim)
