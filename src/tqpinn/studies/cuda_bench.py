@@ -277,7 +277,7 @@ def bench_cuda(
     """Every section (or those named in ``only``) on ``device`` with the configs under
     ``configs``; a JSON-ready dict."""
     result: dict[str, Any] = {
-        "settings": {"cuda": torch.version.cuda},
+        "settings": {"cuda": torch.version.cuda, "kernels": fastpath.describe()},
         "machine": machine_info(device),
     }
     sections: Sections = {
