@@ -220,6 +220,7 @@ def test_the_gpu_script_runs_the_sections_asked_for():
     cases = CudaCases(quantizer_formats=(), quantizer_shape=(4, 4))
     result = bench_cuda(CONFIGS, "cpu", cases=cases, only=["quantizer"])
     assert result["quantizer"]["dispatch"] == compiled.describe("cpu")
+    assert result["settings"]["kernels"] == fastpath.describe()
     assert not set(SECTIONS[1:]) & set(result)
     with pytest.raises(ValueError, match=r"unknown sections \['smoek'\]; choose from"):
         bench_cuda(CONFIGS, "cpu", cases=cases, only=["smoek"])
