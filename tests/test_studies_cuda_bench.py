@@ -30,6 +30,7 @@ def tiny_configs(tmp_path: Path) -> Path:
 
 def test_bench_cuda_on_cpu_runs_every_section(tiny_configs):
     cases = CudaCases(
+        quantizer_formats=(),  # compiling takes long: tests/test_quant_compiled.py runs it
         smoke={"tiny stein": ("tiny_se.yaml", ("quant=smx_paper",))},
         agreement="tiny_se.yaml",
         step_time_presets=("tiny_se.yaml",),
@@ -47,7 +48,7 @@ def test_bench_cuda_on_cpu_runs_every_section(tiny_configs):
         cases=cases,
         on_section=lambda name, r: seen.append((name, set(r))),
     )
-    sections = ["smoke", "agreement", "step_time", "recipes"]
+    sections = ["quantizer", "smoke", "agreement", "step_time", "recipes"]
     assert [name for name, _ in seen] == sections
     # the callback sees each section's result as soon as it is finished
     assert all(name in keys and f"{name}_seconds" in keys for name, keys in seen)

@@ -33,6 +33,7 @@ import torch
 
 from tqpinn import machine
 from tqpinn.formats import BlockFormat, PackedTensor
+from tqpinn.quant import compiled
 
 SOURCE = Path(__file__).with_name("kernels.c")
 COMMON_FLAGS = (
@@ -186,7 +187,8 @@ def slow_path_note() -> str | None:
 
 
 def describe() -> dict[str, str | bool]:
-    """Which quantizer and GEMM path runs here, and why: for logs and every timing record."""
+    """Which quantizer and GEMM path runs here, and why: for logs and every timing record
+    (CUDA tensors: ``cuda_quantizer``, see :mod:`tqpinn.quant.compiled`)."""
     isa, reason = chosen_isa()
     if isa is not None and _library(isa) is None:
         isa, reason = None, f"the C compiler ({os.environ.get('CC', 'cc')}) failed or is missing"
@@ -197,6 +199,7 @@ def describe() -> dict[str, str | bool]:
         else "fp32 matmul on grid values",
         "fast_path_reason": reason,
         "fastest_available": isa is not None and isa == ISAS[0],
+        **compiled.describe(),
     }
 
 

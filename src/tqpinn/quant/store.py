@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tqpinn.formats import BlockFormat, PackedTensor, pack, quantize, unpack
-from tqpinn.quant import fastpath
+from tqpinn.quant import compiled, fastpath
 from tqpinn.quant.spec import Operand
 
 CACHE_SIZE = 4
@@ -49,7 +49,8 @@ def packed(
     """pack(as_matrix(src)ᵀ if transposed else as_matrix(src)), cached by the identity of src.
 
     A hit needs the same live tensor object at the same version (no in-place change since).
-    Uses the compiled kernel where it applies (same result as :func:`tqpinn.formats.pack`).
+    Uses the C kernel on the CPU and the torch.compile'd reference on CUDA where they apply
+    (same result as :func:`tqpinn.formats.pack`).
     The form a GEMM reads next comes out of the same pass and waits in _decoded: bfloat16
     values of every untransposed ≤ 8-bit pack where the bf16 kernel runs (such a pack is
     usually a forward operand, often first packed when an activation function saves it), FP32
@@ -73,6 +74,8 @@ def packed(
             _remember(p, "bf16", bf16)
         if values_fp32 is not None:
             _remember(p, "values", values_fp32)
+    elif compiled.can_quantize(m, op.fmt, op.rounding):
+        p = compiled.pack_compiled(m.T if transposed else m, op.fmt)
     else:
         p = pack(m.T if transposed else m, op.fmt, op.rounding, generator)
     _cache[key] = (weakref.ref(src, lambda _: _cache.pop(key, None)), src._version, p)
@@ -135,7 +138,7 @@ def values(x: GemmOperand) -> torch.Tensor:
     if not isinstance(x, PackedTensor):
         return x.values if isinstance(x, OnGrid) else x
     if not fastpath.can_unpack(x):
-        return unpack(x)
+        return compiled.unpack_compiled(x) if compiled.can_unpack(x) else unpack(x)
     found = _recall(x, "values")
     if found is None:
         found = fastpath.unpack_matrix(x)[0]
@@ -153,6 +156,8 @@ def grid_values(
         return m.T if transposed else m
     if fastpath.can_quantize(m, op.fmt, op.rounding):
         return OnGrid(fastpath.quantize_matrix(m, op.fmt, transposed, False, True)[1], op.fmt)
+    if compiled.can_quantize(m, op.fmt, op.rounding):
+        return OnGrid(compiled.quantize_compiled(m.T if transposed else m, op.fmt), op.fmt)
     return OnGrid(quantize(m.T if transposed else m, op.fmt, op.rounding, generator), op.fmt)
 
 
