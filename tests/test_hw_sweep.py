@@ -169,7 +169,8 @@ def test_sweep_recosts_every_point_and_finds_the_targets(tiny_traces, tmp_path):
     data = json.loads((out / "sweep.json").read_text())
     assert len(data["points"]) == 4 * 2 * 2  # stein x 2 pairs, taylor, stencil; 2 clocks; 2 bricks
     assert (out / "pareto_poisson2d.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "traces" / "poisson2d_pipeline_stein_pairs2.json").is_file()
+    # The re-traced Stein pipeline at 2 pairs is cached under its config's digest.
+    assert len(list((out / "traces").glob("poisson2d_pipeline_stein_pairs2_*.json"))) == 1
     p = data["problems"]["poisson2d"]
     # A point's cost is PINTA's on its own description and workload, recomputed here.
     i = next(
@@ -230,6 +231,21 @@ def test_bad_specs_exit_2_with_one_line(tiny_traces, tmp_path, changes, fragment
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_traces_of_another_config_are_refused_not_costed(tiny_traces, tmp_path):
+    configs, traces = tiny_traces
+    changed = tmp_path / "configs"
+    changed.mkdir()
+    data = yaml.safe_load((configs / CASES[0].pipeline).read_text())
+    data["model"]["tt"]["ranks"] = 3  # the recipe changed after the traces were saved
+    (changed / CASES[0].pipeline).write_text(yaml.safe_dump(data))
+    spec = write_spec(tmp_path / "s.yaml", changed, traces, grid={"stein_pairs": [None, 2]})
+    result = tqpinn("--sweep", str(spec), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "poisson2d_pipeline.json was recorded for another config" in line
+    assert "tqpinn hw --compare --out" in line
 
 
 def test_sweep_needs_out_and_its_own_hardware_key(tmp_path):

@@ -48,6 +48,7 @@ class StepRunner:
             "steps": cfg.train.steps,
             "n_params": self.run.n_params,
             "torch": torch.__version__,
+            "config_sha256": cfg.digest(),
         }
 
     def trace(self) -> Trace:

@@ -42,7 +42,7 @@ from tqpinn.machine import load_average, machine_info
 from tqpinn.studies.hw_compare import BASELINE_VARIANT, BUDGET, CASES, PIPELINES, trace_name
 from tqpinn.studies.reproduce import variant_configs
 from tqpinn.studies.reproduce.variants import VARIANTS_BY_KEY
-from tqpinn.train.config import config_from_dict
+from tqpinn.train.config import Config, config_from_dict
 
 Log = Callable[[str], None]
 
@@ -58,27 +58,37 @@ def _base_description(spec: SweepSpec) -> tuple[dict[str, Any], str]:
     return data, str(spec.hardware)
 
 
-def _load_trace(path: Path) -> Trace:
+def _variant_config(spec: SweepSpec, problem: str, variant: str) -> Config:
+    return variant_configs(BUDGET, problem, [VARIANTS_BY_KEY[variant]], spec.configs)[variant]
+
+
+def _load_trace(spec: SweepSpec, problem: str, estimator: str | None = None) -> Trace:
+    """The trace `tqpinn hw --compare` saved for ``problem``'s baseline (``estimator`` None) or
+    pipeline, checked against the config the configs folder gives today: a trace of another
+    config (the configs changed since) is a UserError, never costed silently."""
+    path = spec.traces / trace_name(problem, estimator)
+    again = f"save the traces again with `tqpinn hw --compare --out {path.parent}`"
     if not path.is_file():
-        raise UserError(
-            f"trace {path} not found; save the traces first with "
-            f"`tqpinn hw --compare --out {path.parent}`"
-        )
-    return Trace.load(path)
+        raise UserError(f"trace {path} not found; {again}")
+    trace = Trace.load(path)
+    variant = BASELINE_VARIANT if estimator is None else PIPELINES[estimator]
+    if trace.meta.get("config_sha256") != _variant_config(spec, problem, variant).digest():
+        raise UserError(f"trace {path} was recorded for another config than today's; {again}")
+    return trace
 
 
 def stein_trace(spec: SweepSpec, problem: str, pairs: int, cache: Path, log: Log) -> Trace:
-    """The Stein full pipeline of ``problem`` at ``pairs`` pairs: saved, or traced and saved."""
-    name = f"{problem}_pipeline_stein_pairs{pairs}.json"
+    """The Stein full pipeline of ``problem`` at ``pairs`` pairs: saved, or traced and saved.
+    The file name carries the config's digest, so a changed config is traced anew."""
+    data = _variant_config(spec, problem, PIPELINES["stein"]).to_dict()
+    data["estimator"]["pairs"] = pairs
+    config = config_from_dict(data)
+    name = f"{problem}_pipeline_stein_pairs{pairs}_{config.digest()[:12]}.json"
     for directory in (spec.traces, cache):
         if (directory / name).is_file():
             return Trace.load(directory / name)
     log(f"  tracing {problem} Stein pipeline at {pairs} pairs")
-    variant = PIPELINES["stein"]
-    config = variant_configs(BUDGET, problem, [VARIANTS_BY_KEY[variant]], spec.configs)[variant]
-    data = config.to_dict()
-    data["estimator"]["pairs"] = pairs
-    trace = StepRunner.build(config_from_dict(data)).trace()
+    trace = StepRunner.build(config).trace()
     cache.mkdir(parents=True, exist_ok=True)
     trace.save(cache / name)
     return trace
@@ -164,7 +174,7 @@ def _workload_traces(
         estimator, pairs = _workload(point)
         if (estimator, pairs) not in workloads:
             workloads[(estimator, pairs)] = (
-                _load_trace(spec.traces / trace_name(problem, estimator))
+                _load_trace(spec, problem, estimator)
                 if pairs is None
                 else stein_trace(spec, problem, pairs, cache, log)
             )
@@ -239,7 +249,7 @@ def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str
     log(f"sweep: {len(points)} design points x {len(spec.problems)} problems")
     problems: dict[str, Any] = {}
     for problem in spec.problems:
-        baseline = _load_trace(spec.traces / trace_name(problem))
+        baseline = _load_trace(spec, problem)
         workloads = _workload_traces(spec, problem, points, out / "traces", log)
         log(f"  {problem}: costing {len(points)} points")
         seconds, energy = [], []
@@ -249,7 +259,7 @@ def sweep(spec: SweepSpec, origin: str, out: Path, log: Log = print) -> dict[str
             energy.append(report.energy_j)
         recipe = workloads.get(("stein", None))
         if recipe is None:
-            recipe = _load_trace(spec.traces / trace_name(problem, "stein"))
+            recipe = _load_trace(spec, problem, "stein")
         default = Pinta(default_hw).run(recipe)
         per_baseline: dict[str, Any] = {}
         panels: dict[str, Any] = {}

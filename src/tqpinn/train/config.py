@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -181,6 +183,12 @@ class Config(Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: equal for equal configs, so
+        results saved with it can be matched to the config that made them."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 TAGGED_UNIONS = ("estimator",)
