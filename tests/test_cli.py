@@ -1,20 +1,14 @@
 """The command line: user errors are one line on stderr and exit code 2, never a traceback."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from cli_process import run_tqpinn
+
 
 def tqpinn(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "tqpinn", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+    return run_tqpinn(*args, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_process import run_tqpinn
 from tqpinn.cli import main
 from tqpinn.errors import UserError
 from tqpinn.train import trainer
@@ -374,13 +375,7 @@ def test_cli_resume_with_no_valid_checkpoint_is_one_line_exit_2(finished_run, mo
 
 
 def tqpinn(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tqpinn", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    return run_tqpinn(*args, timeout=300, one_thread=True)
 
 
 def one_line(stderr: str) -> str:

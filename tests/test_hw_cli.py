@@ -1,13 +1,12 @@
 """``tqpinn hw``: one config's step costed end to end, the per-problem comparison, user errors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cli_process import run_tqpinn
 from tqpinn.hw.measured import load_timing_file
 from tqpinn.hw.report import THIS_MACHINE
 from tqpinn.studies.hw_compare import (
@@ -33,13 +32,7 @@ SHRINK = {
 
 
 def tqpinn(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "tqpinn", "hw", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+    return run_tqpinn("hw", *args, cwd=cwd)
 
 
 def tiny_recipes(directory: Path) -> Path:

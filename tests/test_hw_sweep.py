@@ -1,14 +1,13 @@
 """`tqpinn hw --sweep`: design points expanded and re-costed, fronts and targets, bad specs."""
 
 import json
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cli_process import run_tqpinn
 from tqpinn.errors import UserError
 from tqpinn.hw.area import DEFAULT_BRICKS_PER_PE, load_area_model
 from tqpinn.hw.hardware import DEFAULT_HARDWARE, load_hardware
@@ -113,13 +112,7 @@ def test_shipped_sweep_spec_is_valid():
 
 
 def tqpinn(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "tqpinn", "hw", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+    return run_tqpinn("hw", *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

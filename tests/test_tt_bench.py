@@ -1,11 +1,10 @@
 """`tqpinn bench tt`: every variant timed in one run, ratios against dense FP32, bad options."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from cli_process import run_tqpinn
 from tqpinn.studies.tt_bench import DEFAULT_PLANS, bench_tt
 
 
@@ -24,9 +23,7 @@ def test_bench_tt_reports_every_variant():
 
 
 def tqpinn(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "tqpinn", *args], capture_output=True, text=True, timeout=300
-    )
+    return run_tqpinn(*args, timeout=300)
 
 
 @pytest.mark.parametrize(
