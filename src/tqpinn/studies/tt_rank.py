@@ -1,18 +1,18 @@
 """The TT-rank and placement study: which TT layers, at which rank, keep a pipeline accurate.
 
 A grid point changes only ``model.tt`` of a problem's full-pipeline config: its ranks, the
-layers that are TT (the placement) and the initialisation. Each point trains as chosen series of
-the reproduce ablation (:mod:`tqpinn.studies.reproduce`): FP32-SE TT, the Stein full pipeline
-and the taylor full pipeline, against the dense references of the same budget; every run goes through
-:func:`tqpinn.studies.reproduce.runner.train_or_reuse`, so a study is resumable and reuses what
-it finished.
+layers that are TT (the placement) and the initialisation. Each point trains as chosen series
+of the reproduce ablation (:mod:`tqpinn.studies.reproduce`): FP32-SE TT, the Stein full
+pipeline and the taylor full pipeline, against the dense references of the same budget; every
+run goes through :func:`tqpinn.studies.reproduce.runner.train_or_reuse`, so a study is
+resumable and reuses what it finished.
 
 Layout under ``out``: ``runs/<problem>/<series>/<point>/seed_<s>/`` per grid run and
 ``runs/<problem>/<reference>/seed_<s>/`` per dense reference.
 
-The selection rule, per quantized pipeline series: among the points whose pipeline reaches rel-L2 (``metric``) at
-most ``target`` times the reference's, the one with the fewest parameters (the highest
-compression); a tie goes to the lower error. None when no point qualifies. The rule of record
+The selection rule, per quantized pipeline series: among the points whose pipeline reaches
+rel-L2 (``metric``) at most ``target`` times the reference's, the one with the fewest
+parameters (the highest compression); a tie goes to the lower error. None when no point qualifies. The rule of record
 is against FP32-SE dense (Stein at the study's pairs); the same rule against FP32-AD dense
 (exact derivatives, like the taylor pipeline) is given beside it.
 """
